@@ -1,1 +1,31 @@
-//! placeholder
+//! Sandboxing for Cargo build scripts: policies and the runners that enforce them.
+//!
+//! This crate knows nothing of Cargo. Cargo (through the fork's patch series)
+//! calls it in three steps for every build script it is about to run:
+//!
+//! 1. **Parse.** The package's `[package.build-sandbox]` table becomes a
+//!    [`Request`] ([`Request::from_toml`]); the consumer's
+//!    `[build-sandbox.allow.*]` configuration becomes [`Grant`]s
+//!    ([`Grant::from_toml`]). Errors carry the key path so that Cargo can point
+//!    at the offending key.
+//! 2. **Decide.** [`EffectivePolicy::new`] combines the [`Baseline`] every
+//!    script gets with the declared request and the matching grants
+//!    ([`grants_for`]); [`RunnerSelection::choose`] picks the runner.
+//! 3. **Run.** [`runner::create`] makes the [`SandboxRunner`], which refuses a
+//!    policy it cannot enforce ([`SandboxRunner::check`]) and otherwise runs the
+//!    [`Invocation`], streaming output lines to Cargo's callbacks.
+//!
+//! Deny by default: a sandboxed script gets nothing but the baseline unless a
+//! request or a grant says otherwise, and a runner that cannot enforce a policy
+//! must refuse to run rather than run with less protection.
+
+mod effective;
+mod grants;
+mod policy;
+pub mod runner;
+mod stream;
+
+pub use effective::{Baseline, EffectivePolicy};
+pub use grants::{Grant, PackageMatcher, RunnerSelection, grants_for};
+pub use policy::{EnvPattern, Limits, NetTarget, PolicyError, Preset, Program, Request};
+pub use runner::{Enforcement, Invocation, RunError, RunnerKind, SandboxRunner};

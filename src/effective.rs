@@ -1,0 +1,212 @@
+//! The policy a build script actually runs under.
+//!
+//! [`EffectivePolicy::new`] combines three parts, in this order:
+//!
+//! 1. the [`Baseline`] every sandboxed build script gets: read its package root,
+//!    read and write its `OUT_DIR` and a private temporary directory, and the
+//!    environment variables Cargo sets for build scripts (those arrive through the
+//!    invocation, so the policy lists only names passed through on top);
+//! 2. what the package declares in `[package.build-sandbox]`;
+//! 3. what the consumer grants in `[build-sandbox.allow.*]`.
+//!
+//! The result is a plain value: it is hashed into the build-script fingerprint
+//! (a changed grant reruns the script) and printed with `-v`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::{EnvPattern, Limits, NetTarget, Preset, Program, Request};
+
+/// What every sandboxed build script may use, whatever it declares.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Baseline {
+    /// The package's root directory (`CARGO_MANIFEST_DIR`), readable.
+    pub package_root: PathBuf,
+    /// `OUT_DIR`, readable and writable.
+    pub out_dir: PathBuf,
+    /// A directory private to this build script, given to it as `TMPDIR`.
+    pub temp_dir: PathBuf,
+}
+
+/// Baseline + declared request + consumer grants, with absolute paths.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EffectivePolicy {
+    /// The parts every sandboxed script gets.
+    pub baseline: Baseline,
+    /// Paths readable by the script, besides the baseline's.
+    pub read: BTreeSet<PathBuf>,
+    /// Paths readable and writable by the script, besides the baseline's.
+    pub write: BTreeSet<PathBuf>,
+    /// Variables of Cargo's environment passed through.
+    pub env: BTreeSet<EnvPattern>,
+    /// Programs the script may execute.
+    pub run: BTreeSet<Program>,
+    /// Endpoints the script may connect to.
+    pub net: BTreeSet<NetTarget>,
+    /// Named capability bundles.
+    pub presets: BTreeSet<Preset>,
+    /// Real wall clock.
+    pub clock: bool,
+    /// Real entropy.
+    pub random: bool,
+    /// Resource limits; grants override the declaration.
+    pub limits: Limits,
+}
+
+impl EffectivePolicy {
+    /// Combines the baseline, the package's `declared` request (paths already
+    /// resolved against the package root) and the consumer's `grants`.
+    pub fn new<'a>(
+        baseline: Baseline,
+        declared: &Request,
+        grants: impl IntoIterator<Item = &'a Request>,
+    ) -> EffectivePolicy {
+        let mut combined = declared.clone();
+        for grant in grants {
+            combined.merge(grant);
+        }
+        let Request {
+            runner: _,
+            read,
+            write,
+            env,
+            run,
+            net,
+            presets,
+            clock,
+            random,
+            limits,
+        } = combined;
+        EffectivePolicy {
+            baseline,
+            read,
+            write,
+            env,
+            run,
+            net,
+            presets,
+            clock,
+            random,
+            limits,
+        }
+    }
+
+    /// Whether the policy asks for anything beyond the baseline.
+    pub fn is_baseline(&self) -> bool {
+        self.read.is_empty()
+            && self.write.is_empty()
+            && self.env.is_empty()
+            && self.run.is_empty()
+            && self.net.is_empty()
+            && self.presets.is_empty()
+            && !self.clock
+            && !self.random
+            && self.limits == Limits::default()
+    }
+}
+
+/// One line for `-v`: `read [..]; write [..]; env [..]; ...`, omitting empty parts.
+impl fmt::Display for EffectivePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn list<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+            items
+                .into_iter()
+                .map(|item| item.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        let baseline = &self.baseline;
+        let read = std::iter::once(&baseline.package_root).chain(&self.read);
+        let write = [&baseline.out_dir, &baseline.temp_dir].into_iter().chain(&self.write);
+        write!(f, "read [{}]", list(read.map(|p| p.display())))?;
+        write!(f, "; write [{}]", list(write.map(|p| p.display())))?;
+        if !self.env.is_empty() {
+            write!(f, "; env [{}]", list(&self.env))?;
+        }
+        if !self.run.is_empty() {
+            write!(f, "; run [{}]", list(&self.run))?;
+        }
+        if !self.presets.is_empty() {
+            write!(f, "; presets [{}]", list(&self.presets))?;
+        }
+        if !self.net.is_empty() {
+            write!(f, "; net [{}]", list(&self.net))?;
+        }
+        if self.clock {
+            f.write_str("; clock")?;
+        }
+        if self.random {
+            f.write_str("; random")?;
+        }
+        let Limits { time, memory, output } = self.limits;
+        if let Some(time) = time {
+            write!(f, "; time limit {time:?}")?;
+        }
+        if let Some(memory) = memory {
+            write!(f, "; memory limit {memory} bytes")?;
+        }
+        if let Some(output) = output {
+            write!(f, "; output limit {output} bytes")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn request(text: &str, base: &str) -> Request {
+        let mut request = Request::from_toml(&toml::Value::Table(text.parse().unwrap())).unwrap();
+        request.resolve_paths(Path::new(base));
+        request
+    }
+
+    fn baseline() -> Baseline {
+        Baseline {
+            package_root: "/ws/pkg".into(),
+            out_dir: "/ws/target/debug/build/pkg-1/out".into(),
+            temp_dir: "/ws/target/debug/build/pkg-1/tmp".into(),
+        }
+    }
+
+    #[test]
+    fn baseline_alone() {
+        let policy = EffectivePolicy::new(baseline(), &Request::default(), []);
+        assert!(policy.is_baseline());
+        assert_eq!(
+            policy.to_string(),
+            "read [/ws/pkg]; write [/ws/target/debug/build/pkg-1/out, /ws/target/debug/build/pkg-1/tmp]"
+        );
+    }
+
+    #[test]
+    fn declared_plus_grants() {
+        let declared = request("read = [\"data\"]\nenv = [\"CC\"]\nlimits = { time = \"10s\" }", "/ws/pkg");
+        let grant = request("read = [\"/opt/sdk\"]\nnet = [\"localhost:80\"]\nlimits = { time = \"1m\" }", "/ws");
+        let policy = EffectivePolicy::new(baseline(), &declared, [&grant]);
+        assert!(!policy.is_baseline());
+        assert_eq!(policy.read.len(), 2);
+        assert!(policy.read.contains(Path::new("/ws/pkg/data")));
+        assert!(policy.read.contains(Path::new("/opt/sdk")));
+        assert_eq!(policy.limits.time, Some(Duration::from_secs(60)));
+        assert_eq!(
+            policy.to_string(),
+            "read [/ws/pkg, /opt/sdk, /ws/pkg/data]; \
+             write [/ws/target/debug/build/pkg-1/out, /ws/target/debug/build/pkg-1/tmp]; \
+             env [CC]; net [localhost:80]; time limit 60s"
+        );
+    }
+
+    #[test]
+    fn a_grant_changes_the_policy() {
+        let declared = Request::default();
+        let plain = EffectivePolicy::new(baseline(), &declared, []);
+        let granted = EffectivePolicy::new(baseline(), &declared, [&request("clock = true", "/")]);
+        assert_ne!(plain, granted);
+    }
+}

@@ -1,0 +1,630 @@
+//! What a build script asks for, and what a consumer grants it.
+//!
+//! Both sides use the same keys: a package declares its needs in the
+//! `[package.build-sandbox]` table of its manifest, and a consumer grants (more)
+//! in `[build-sandbox.allow.<package>]` of its Cargo configuration. Each is parsed
+//! into a [`Request`] by [`Request::from_toml`], which checks every key and reports
+//! the first problem as a [`PolicyError`] carrying the key path, so that the caller
+//! can point at the offending key in the file it came from.
+//!
+//! Paths are kept as written; [`Request::resolve_paths`] makes them absolute
+//! against the directory they are relative to (the package root for a manifest,
+//! the configuration's directory for a grant). Programs named in `run` are
+//! resolved later, by the runner that has to execute them.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::RunnerKind;
+
+/// The keys of `[package.build-sandbox]` and `[build-sandbox.allow.<package>]`.
+const REQUEST_KEYS: &[&str] = &[
+    "runner", "read", "write", "env", "run", "net", "presets", "clock", "random", "limits",
+];
+/// The keys of the nested `limits` table.
+const LIMIT_KEYS: &[&str] = &["time", "memory", "output"];
+
+/// Capabilities asked for by a package, or granted to one by a consumer.
+///
+/// Every field is optional in the TOML form; an empty `Request` asks for
+/// nothing beyond the baseline every sandboxed build script gets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Request {
+    /// The runner the package author tested the build script with.
+    pub runner: Option<RunnerKind>,
+    /// Paths the script may read, as written.
+    pub read: BTreeSet<PathBuf>,
+    /// Paths the script may read and write, as written.
+    pub write: BTreeSet<PathBuf>,
+    /// Environment variables passed through from Cargo's environment.
+    pub env: BTreeSet<EnvPattern>,
+    /// Programs the script may execute.
+    pub run: BTreeSet<Program>,
+    /// Network endpoints the script may connect to.
+    pub net: BTreeSet<NetTarget>,
+    /// Named bundles of the above.
+    pub presets: BTreeSet<Preset>,
+    /// Whether the script sees the real wall clock.
+    pub clock: bool,
+    /// Whether the script gets real entropy.
+    pub random: bool,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+impl Request {
+    /// Parses a `[package.build-sandbox]` or `[build-sandbox.allow.<package>]` table.
+    pub fn from_toml(value: &toml::Value) -> Result<Request, PolicyError> {
+        let table = expect_table(value, &[])?;
+        let mut request = Request::default();
+        for (key, value) in table {
+            let at = [key.as_str()];
+            match key.as_str() {
+                "runner" => {
+                    let name = expect_str(value, &at)?;
+                    let runner = match name {
+                        "wasmtime" => RunnerKind::Wasmtime,
+                        "native" => RunnerKind::Native,
+                        _ => {
+                            return Err(PolicyError::new(
+                                &at,
+                                format!(
+                                    "unknown variant `{name}`, expected `wasmtime` or `native`"
+                                ),
+                            ));
+                        }
+                    };
+                    request.runner = Some(runner);
+                }
+                "read" => request.read = parse_list(value, &at, parse_path)?,
+                "write" => request.write = parse_list(value, &at, parse_path)?,
+                "env" => request.env = parse_list(value, &at, str::parse)?,
+                "run" => request.run = parse_list(value, &at, str::parse)?,
+                "net" => request.net = parse_list(value, &at, str::parse)?,
+                "presets" => request.presets = parse_list(value, &at, str::parse)?,
+                "clock" => request.clock = expect_bool(value, &at)?,
+                "random" => request.random = expect_bool(value, &at)?,
+                "limits" => request.limits = Limits::from_toml(value)?,
+                _ => return Err(PolicyError::unknown_key(&at, REQUEST_KEYS)),
+            }
+        }
+        Ok(request)
+    }
+
+    /// Makes every relative `read` and `write` path absolute against `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for set in [&mut self.read, &mut self.write] {
+            *set = set.iter().map(|path| normalize(&base.join(path))).collect();
+        }
+        self.run = std::mem::take(&mut self.run)
+            .into_iter()
+            .map(|program| match program {
+                Program::Path(path) => Program::Path(normalize(&base.join(path))),
+                named => named,
+            })
+            .collect();
+    }
+
+    /// Whether this asks for nothing at all.
+    pub fn is_empty(&self) -> bool {
+        *self == Request::default()
+    }
+
+    /// Adds everything `other` asks for to `self`; `other`'s limits win where set.
+    pub fn merge(&mut self, other: &Request) {
+        self.read.extend(other.read.iter().cloned());
+        self.write.extend(other.write.iter().cloned());
+        self.env.extend(other.env.iter().cloned());
+        self.run.extend(other.run.iter().cloned());
+        self.net.extend(other.net.iter().cloned());
+        self.presets.extend(other.presets.iter().copied());
+        self.clock |= other.clock;
+        self.random |= other.random;
+        self.limits.merge(&other.limits);
+    }
+}
+
+/// Resource limits for one build-script run; `None` means the runner's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Limits {
+    /// Wall-clock time.
+    pub time: Option<Duration>,
+    /// Memory, in bytes.
+    pub memory: Option<u64>,
+    /// Combined size of stdout and stderr, in bytes.
+    pub output: Option<u64>,
+}
+
+impl Limits {
+    fn from_toml(value: &toml::Value) -> Result<Limits, PolicyError> {
+        let mut limits = Limits::default();
+        for (key, value) in expect_table(value, &["limits"])? {
+            let at = ["limits", key.as_str()];
+            match key.as_str() {
+                "time" => limits.time = Some(parse_duration(expect_str(value, &at)?, &at)?),
+                "memory" => limits.memory = Some(parse_size(expect_str(value, &at)?, &at)?),
+                "output" => limits.output = Some(parse_size(expect_str(value, &at)?, &at)?),
+                _ => return Err(PolicyError::unknown_key(&at, LIMIT_KEYS)),
+            }
+        }
+        Ok(limits)
+    }
+
+    fn merge(&mut self, other: &Limits) {
+        self.time = other.time.or(self.time);
+        self.memory = other.memory.or(self.memory);
+        self.output = other.output.or(self.output);
+    }
+}
+
+/// An environment variable name, or a `PREFIX_*` pattern.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EnvPattern {
+    /// Exactly this name.
+    Name(String),
+    /// Every name starting with this prefix.
+    Prefix(String),
+}
+
+impl EnvPattern {
+    /// Whether `name` is covered by this pattern.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            EnvPattern::Name(n) => n == name,
+            EnvPattern::Prefix(p) => name.starts_with(p.as_str()),
+        }
+    }
+}
+
+impl FromStr for EnvPattern {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, is_prefix) = match s.strip_suffix('*') {
+            Some(prefix) => (prefix, true),
+            None => (s, false),
+        };
+        let valid = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!(
+                "invalid environment variable name `{s}`: expected letters, digits and `_`, \
+                 optionally ending in `*` to match a prefix"
+            ));
+        }
+        Ok(if is_prefix {
+            EnvPattern::Prefix(name.to_owned())
+        } else {
+            EnvPattern::Name(name.to_owned())
+        })
+    }
+}
+
+impl fmt::Display for EnvPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnvPattern::Name(name) => f.write_str(name),
+            EnvPattern::Prefix(prefix) => write!(f, "{prefix}*"),
+        }
+    }
+}
+
+/// A program a build script may execute: a bare name looked up on `PATH`, or a path.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Program {
+    /// A name such as `cc`, resolved when the script is run.
+    Name(String),
+    /// A path, absolute once [`Request::resolve_paths`] ran.
+    Path(PathBuf),
+}
+
+impl FromStr for Program {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        check_path_text(s)?;
+        Ok(if s.contains('/') || s.contains(std::path::MAIN_SEPARATOR) {
+            Program::Path(PathBuf::from(s))
+        } else {
+            Program::Name(s.to_owned())
+        })
+    }
+}
+
+impl fmt::Display for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Program::Name(name) => f.write_str(name),
+            Program::Path(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A `host:port` a build script may connect to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NetTarget {
+    /// A host name or an IP address (IPv6 without brackets).
+    pub host: String,
+    /// The TCP port.
+    pub port: u16,
+}
+
+impl FromStr for NetTarget {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = |why: &str| format!("invalid network address `{s}`: {why}");
+        let Some((host, port)) = s.rsplit_once(':') else {
+            return Err(invalid("expected `host:port`"));
+        };
+        let host = match host.strip_prefix('[') {
+            Some(bracketed) => match bracketed.strip_suffix(']') {
+                Some(v6) if v6.parse::<std::net::Ipv6Addr>().is_ok() => v6,
+                _ => return Err(invalid("expected an IPv6 address inside `[...]`")),
+            },
+            None if host.contains(':') => {
+                return Err(invalid("an IPv6 address must be written as `[address]:port`"));
+            }
+            None => host,
+        };
+        let host_ok = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
+        if !host_ok {
+            return Err(invalid("expected a host name or an IP address before `:`"));
+        }
+        let port = match port.parse::<u16>() {
+            Ok(port) if port != 0 => port,
+            _ => return Err(invalid("expected a port number from 1 to 65535 after `:`")),
+        };
+        Ok(NetTarget {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for NetTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A named bundle of capabilities for a common kind of build script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Preset {
+    /// Run the `RUSTC` Cargo passes (version checks, probe compiles), with its sysroot.
+    RustcProbe,
+    /// Run the C/C++ toolchain: compiler, assembler, linker, archiver, system headers.
+    Cc,
+    /// Run `pkg-config` and read its search paths.
+    PkgConfig,
+}
+
+impl Preset {
+    /// Every preset, in the order they are documented.
+    pub const ALL: [Preset; 3] = [Preset::RustcProbe, Preset::Cc, Preset::PkgConfig];
+
+    /// The name used in TOML.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::RustcProbe => "rustc-probe",
+            Preset::Cc => "cc",
+            Preset::PkgConfig => "pkg-config",
+        }
+    }
+}
+
+impl FromStr for Preset {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Preset::ALL
+            .into_iter()
+            .find(|preset| preset.name() == s)
+            .ok_or_else(|| {
+                format!("unknown preset `{s}`, expected one of `rustc-probe`, `cc`, `pkg-config`")
+            })
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A problem in a policy table, at a key path relative to the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyError {
+    /// The keys from the table to the offending value; array elements are
+    /// named by their index.
+    pub path: Vec<String>,
+    /// What is wrong, as a lowercase phrase.
+    pub message: String,
+}
+
+impl PolicyError {
+    fn new(path: &[&str], message: impl Into<String>) -> PolicyError {
+        PolicyError {
+            path: path.iter().map(|key| key.to_string()).collect(),
+            message: message.into(),
+        }
+    }
+
+    fn unknown_key(path: &[&str], expected: &[&str]) -> PolicyError {
+        let key = path.last().copied().unwrap_or_default();
+        let expected = expected
+            .iter()
+            .map(|key| format!("`{key}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        PolicyError::new(
+            path,
+            format!("unknown field `{key}`, expected one of {expected}"),
+        )
+    }
+
+    /// The key path joined with dots, e.g. `limits.time`.
+    pub fn dotted_path(&self) -> String {
+        self.path.join(".")
+    }
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{} (at `{}`)", self.message, self.dotted_path())
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+fn type_name(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => format!("string {s:?}"),
+        toml::Value::Integer(i) => format!("integer `{i}`"),
+        toml::Value::Float(f) => format!("floating point `{f}`"),
+        toml::Value::Boolean(b) => format!("boolean `{b}`"),
+        toml::Value::Datetime(d) => format!("datetime `{d}`"),
+        toml::Value::Array(_) => "sequence".to_owned(),
+        toml::Value::Table(_) => "map".to_owned(),
+    }
+}
+
+fn invalid_type(value: &toml::Value, expected: &str, at: &[&str]) -> PolicyError {
+    PolicyError::new(
+        at,
+        format!("invalid type: {}, expected {expected}", type_name(value)),
+    )
+}
+
+fn expect_table<'a>(value: &'a toml::Value, at: &[&str]) -> Result<&'a toml::Table, PolicyError> {
+    value.as_table().ok_or_else(|| invalid_type(value, "a table", at))
+}
+
+fn expect_str<'a>(value: &'a toml::Value, at: &[&str]) -> Result<&'a str, PolicyError> {
+    value.as_str().ok_or_else(|| invalid_type(value, "a string", at))
+}
+
+fn expect_bool(value: &toml::Value, at: &[&str]) -> Result<bool, PolicyError> {
+    value.as_bool().ok_or_else(|| invalid_type(value, "a boolean", at))
+}
+
+fn parse_list<T: Ord>(
+    value: &toml::Value,
+    at: &[&str],
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<BTreeSet<T>, PolicyError> {
+    let items = value
+        .as_array()
+        .ok_or_else(|| invalid_type(value, "an array of strings", at))?;
+    let mut parsed = BTreeSet::new();
+    for (index, item) in items.iter().enumerate() {
+        let index = index.to_string();
+        let item_at = [at, &[index.as_str()]].concat();
+        let text = expect_str(item, &item_at)?;
+        parsed.insert(parse(text).map_err(|message| PolicyError::new(&item_at, message))?);
+    }
+    Ok(parsed)
+}
+
+fn check_path_text(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("invalid path: a path must not be empty".to_owned());
+    }
+    if s.contains('\0') {
+        return Err(format!("invalid path `{}`: contains a NUL byte", s.escape_debug()));
+    }
+    if s == "~" || s.starts_with("~/") {
+        return Err(format!(
+            "invalid path `{s}`: `~` is not expanded, write the path out in full"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_path(s: &str) -> Result<PathBuf, String> {
+    check_path_text(s)?;
+    Ok(PathBuf::from(s))
+}
+
+/// Removes `.` and resolves `..` lexically, without touching the filesystem.
+fn normalize(path: &Path) -> PathBuf {
+    let mut normalized = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                normalized.pop();
+            }
+            other => normalized.push(other),
+        }
+    }
+    normalized
+}
+
+fn parse_duration(s: &str, at: &[&str]) -> Result<Duration, PolicyError> {
+    let invalid = || {
+        PolicyError::new(
+            at,
+            format!("invalid duration `{s}`: expected a number followed by `ms`, `s`, `m` or `h`, e.g. `60s`"),
+        )
+    };
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+    let (number, unit) = s.split_at(split);
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        _ => return Err(invalid()),
+    };
+    if duration.is_zero() {
+        return Err(PolicyError::new(at, format!("invalid duration `{s}`: must be more than zero")));
+    }
+    Ok(duration)
+}
+
+fn parse_size(s: &str, at: &[&str]) -> Result<u64, PolicyError> {
+    let invalid = || {
+        PolicyError::new(
+            at,
+            format!(
+                "invalid size `{s}`: expected a number followed by `B`, `KiB`, `MiB`, `GiB`, \
+                 `KB`, `MB` or `GB`, e.g. `512MiB`"
+            ),
+        )
+    };
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+    let (number, unit) = s.split_at(split);
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let multiplier: u64 = match unit.trim_start() {
+        "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(invalid()),
+    };
+    match number.checked_mul(multiplier) {
+        Some(0) => Err(PolicyError::new(at, format!("invalid size `{s}`: must be more than zero"))),
+        Some(bytes) => Ok(bytes),
+        None => Err(PolicyError::new(at, format!("invalid size `{s}`: too large"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Request, PolicyError> {
+        Request::from_toml(&toml::Value::Table(text.parse().unwrap()))
+    }
+
+    #[test]
+    fn parses_every_key() {
+        let request = parse(
+            r#"
+            runner = "native"
+            read = ["/usr/include", "data"]
+            write = ["gen"]
+            env = ["CC", "PROTOC_*"]
+            run = ["cc", "/usr/bin/pkg-config"]
+            net = ["example.com:443", "[::1]:8080"]
+            presets = ["cc", "rustc-probe"]
+            clock = true
+            random = true
+            [limits]
+            time = "60s"
+            memory = "1GiB"
+            output = "16MiB"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(request.runner, Some(RunnerKind::Native));
+        assert!(request.read.contains(Path::new("data")));
+        assert!(request.env.contains(&EnvPattern::Prefix("PROTOC_".into())));
+        assert!(request.run.contains(&Program::Name("cc".into())));
+        assert!(request.run.contains(&Program::Path("/usr/bin/pkg-config".into())));
+        assert!(request.net.contains(&NetTarget { host: "::1".into(), port: 8080 }));
+        assert_eq!(request.presets.len(), 2);
+        assert!(request.clock && request.random);
+        assert_eq!(request.limits.time, Some(Duration::from_secs(60)));
+        assert_eq!(request.limits.memory, Some(1 << 30));
+        assert_eq!(request.limits.output, Some(16 << 20));
+    }
+
+    #[test]
+    fn errors_name_the_key_path() {
+        let err = parse("limits = { time = 5 }").unwrap_err();
+        assert_eq!(err.path, ["limits", "time"]);
+        assert_eq!(err.message, "invalid type: integer `5`, expected a string");
+
+        let err = parse("net = [\"localhost:80\", \"localhost\"]").unwrap_err();
+        assert_eq!(err.path, ["net", "1"]);
+        assert_eq!(err.message, "invalid network address `localhost`: expected `host:port`");
+
+        let err = parse("reed = []").unwrap_err();
+        assert_eq!(err.path, ["reed"]);
+        assert!(err.message.starts_with("unknown field `reed`, expected one of `runner`"));
+
+        let err = parse("read = [\"\"]").unwrap_err();
+        assert_eq!(err.dotted_path(), "read.0");
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for bad in [
+            "runner = \"docker\"",
+            "env = [\"A-B\"]",
+            "env = [\"*\"]",
+            "net = [\"host:0\"]",
+            "net = [\"::1:80\"]",
+            "net = [\"host:http\"]",
+            "presets = [\"curl\"]",
+            "read = [\"~/.ssh\"]",
+            "clock = \"yes\"",
+            "limits = { memory = \"1 lightyear\" }",
+            "limits = { time = \"0s\" }",
+            "limits = { cpu = \"1\" }",
+        ] {
+            assert!(parse(bad).is_err(), "accepted `{bad}`");
+        }
+    }
+
+    #[test]
+    fn resolves_relative_paths_against_base() {
+        let mut request = parse("read = [\"data\", \"../shared/./x\", \"/abs\"]\nrun = [\"./tool\"]").unwrap();
+        request.resolve_paths(Path::new("/ws/pkg"));
+        let read: Vec<_> = request.read.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(read, ["/abs", "/ws/pkg/data", "/ws/shared/x"]);
+        assert!(request.run.contains(&Program::Path("/ws/pkg/tool".into())));
+    }
+
+    #[test]
+    fn merge_unions_sets_and_prefers_later_limits() {
+        let mut a = parse("env = [\"A\"]\nlimits = { time = \"1s\", memory = \"1MiB\" }").unwrap();
+        let b = parse("env = [\"B\"]\nclock = true\nlimits = { time = \"2s\" }").unwrap();
+        a.merge(&b);
+        assert_eq!(a.env.len(), 2);
+        assert!(a.clock);
+        assert_eq!(a.limits.time, Some(Duration::from_secs(2)));
+        assert_eq!(a.limits.memory, Some(1 << 20));
+    }
+}

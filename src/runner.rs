@@ -1,0 +1,192 @@
+//! The [`SandboxRunner`] trait: how a build script is executed.
+//!
+//! Cargo prepares an [`Invocation`] (the command it would run today plus the
+//! [`EffectivePolicy`]) and hands it to a runner together with two line
+//! callbacks. The runner first [`checks`](SandboxRunner::check) that it can
+//! enforce the policy — a runner that cannot must refuse, never run with less
+//! protection — and then runs the script, feeding each stdout and stderr line to
+//! the callbacks as it arrives (Cargo parses `cargo::` directives and echoes
+//! `-vv` output there) and returning the exit status and the captured output.
+//!
+//! Runners are chosen by [`RunnerKind`] and created by [`create`].
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::process::Output;
+use std::str::FromStr;
+
+use crate::EffectivePolicy;
+
+mod noop;
+
+pub use noop::NoopRunner;
+
+/// A line callback: receives one line without its line terminator.
+pub type LineCallback<'a> = &'a mut dyn FnMut(&str) -> anyhow::Result<()>;
+
+/// The runners this crate knows of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RunnerKind {
+    /// No sandbox: the build script runs as Cargo runs it without the feature.
+    Noop,
+    /// The build script compiled to `wasm32-wasip2`, run by wasmtime under WASI.
+    Wasmtime,
+    /// The native build script confined by the operating system.
+    Native,
+}
+
+impl RunnerKind {
+    /// The name used on the command line and in configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunnerKind::Noop => "noop",
+            RunnerKind::Wasmtime => "wasmtime",
+            RunnerKind::Native => "native",
+        }
+    }
+}
+
+impl FromStr for RunnerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "noop" => Ok(RunnerKind::Noop),
+            "wasmtime" => Ok(RunnerKind::Wasmtime),
+            "native" => Ok(RunnerKind::Native),
+            _ => Err(format!(
+                "unknown sandbox runner `{s}`, expected `noop`, `wasmtime` or `native`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RunnerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a runner can enforce; each field says whether the corresponding part
+/// of a policy is enforced (`true`) or simply not restricted (`false`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Enforcement {
+    /// Reads and writes are limited to the policy's paths.
+    pub filesystem: bool,
+    /// The script sees only Cargo's variables and the granted ones.
+    pub environment: bool,
+    /// Connections are limited to the granted endpoints.
+    pub network: bool,
+    /// Only granted programs can be executed.
+    pub programs: bool,
+    /// Without `clock`/`random`, time and randomness are deterministic.
+    pub determinism: bool,
+    /// Time, memory and output limits are applied.
+    pub limits: bool,
+}
+
+/// One build-script execution, as Cargo would perform it.
+#[derive(Debug)]
+pub struct Invocation<'a> {
+    /// The build-script executable (or, for wasmtime, component).
+    pub program: &'a Path,
+    /// Its arguments (none for build scripts today).
+    pub args: &'a [OsString],
+    /// Variables Cargo sets (`Some`) or removes (`None`); the rest of Cargo's own
+    /// environment is what the script would inherit without a sandbox.
+    pub env: &'a BTreeMap<String, Option<OsString>>,
+    /// The working directory (the package root for build scripts).
+    pub cwd: &'a Path,
+    /// Cargo's jobserver, shared with the script so that `cc` and friends
+    /// stay within `-j`.
+    pub jobserver: Option<&'a jobserver::Client>,
+    /// What the script may do.
+    pub policy: &'a EffectivePolicy,
+}
+
+impl Invocation<'_> {
+    /// The environment of a sandboxed script: every variable Cargo sets, plus
+    /// the variables of Cargo's own environment that the policy passes through.
+    pub fn sandboxed_env(&self) -> BTreeMap<String, OsString> {
+        let mut env: BTreeMap<String, OsString> = std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value)))
+            .filter(|(name, _)| self.policy.env.iter().any(|pattern| pattern.matches(name)))
+            .filter(|(name, _)| !self.env.contains_key(name))
+            .collect();
+        for (name, value) in self.env {
+            if let Some(value) = value {
+                env.insert(name.clone(), value.clone());
+            }
+        }
+        env
+    }
+}
+
+/// Why a run did not produce an [`Output`].
+#[derive(Debug)]
+pub enum RunError {
+    /// The process could not be started, or its output could not be read.
+    Process(io::Error),
+    /// A line callback failed; the process ran to completion, its output is attached.
+    Callback {
+        /// The callback's error.
+        error: anyhow::Error,
+        /// Everything the process printed.
+        output: Output,
+    },
+    /// The runner cannot enforce the policy, or setting up the sandbox failed.
+    Sandbox(anyhow::Error),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Process(e) => write!(f, "failed to run the process: {e}"),
+            RunError::Callback { error, .. } => write!(f, "failed to process its output: {error}"),
+            RunError::Sandbox(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Executes build scripts, enforcing an [`EffectivePolicy`].
+pub trait SandboxRunner: Send + Sync {
+    /// Which runner this is.
+    fn kind(&self) -> RunnerKind;
+
+    /// What this runner enforces.
+    fn enforcement(&self) -> Enforcement;
+
+    /// Refuses a policy this runner cannot enforce or satisfy, saying why.
+    ///
+    /// Called before the build script is built or run.
+    fn check(&self, policy: &EffectivePolicy) -> anyhow::Result<()>;
+
+    /// Runs the build script to completion.
+    ///
+    /// Each line of stdout and stderr goes to the matching callback as it
+    /// arrives; after a callback fails no more lines are delivered, but the
+    /// process still runs to completion and the error is returned as
+    /// [`RunError::Callback`]. A non-zero exit status is not an error here.
+    fn run(
+        &self,
+        invocation: &Invocation<'_>,
+        on_stdout_line: LineCallback<'_>,
+        on_stderr_line: LineCallback<'_>,
+    ) -> Result<Output, RunError>;
+}
+
+/// Creates the runner of the given kind.
+pub fn create(kind: RunnerKind) -> anyhow::Result<Box<dyn SandboxRunner>> {
+    match kind {
+        RunnerKind::Noop => Ok(Box::new(NoopRunner)),
+        RunnerKind::Wasmtime | RunnerKind::Native => anyhow::bail!(
+            "the `{kind}` sandbox runner is not implemented yet\n\
+             help: choose the `noop` runner with `-Zsandboxed-build-scripts=noop`"
+        ),
+    }
+}

@@ -1,1 +1,112 @@
-fn main() {}
+//! Maintenance tasks of `build-sandbox`, run as `cargo xtask <command>`.
+//!
+//! The Cargo fork is kept as a patch series against the published `cargo` crate (see
+//! `fork/README.md`). The commands build on each other:
+//!
+//! * `fork` materializes the series into the git working tree `fork/work/cargo`, and
+//!   `fork --export` writes the commits made there back into `fork/patches`;
+//! * `build-fork` materializes the tree and builds its `cargo` binary into `target/fork`;
+//! * `install` builds the fork and links it as the rustup toolchain `nightly-fork`;
+//! * `test` builds the fork and runs the workspace's tests against it.
+
+mod fork;
+mod install;
+mod test;
+mod util;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(bin_name = "cargo xtask", about = "Maintenance tasks of build-sandbox")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Materialize `fork/work/cargo` from the pinned upstream crates and `fork/patches`
+    Fork {
+        /// Write the commits of `fork/work/cargo` back into `fork/patches`
+        #[arg(long, conflicts_with = "force")]
+        export: bool,
+        /// Discard changes in `fork/work/cargo` that are not in `fork/patches`
+        #[arg(long)]
+        force: bool,
+    },
+    /// Materialize the fork and build its `cargo` binary into `target/fork`
+    BuildFork,
+    /// Build the fork and install it as the rustup toolchain `nightly-fork`
+    Install,
+    /// Build the fork and run `cargo test --workspace` against it
+    Test {
+        /// Extra arguments for `cargo test`
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ws = Workspace::new();
+    let result = match cli.command {
+        Command::Fork { export: true, .. } => fork::export(&ws),
+        Command::Fork { force, .. } => fork::materialize(&ws, fork::Mode::Strict { force }),
+        Command::BuildFork => fork::build(&ws).map(|_| ()),
+        Command::Install => install::install(&ws),
+        Command::Test { args } => return test::test(&ws, &args).unwrap_or_else(report),
+    };
+    result.map(|()| ExitCode::SUCCESS).unwrap_or_else(report)
+}
+
+/// Prints an error the way Cargo does: the error, then each cause under `Caused by:`.
+fn report(err: anyhow::Error) -> ExitCode {
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("\nCaused by:");
+        for line in cause.to_string().lines() {
+            eprintln!("  {line}");
+        }
+    }
+    ExitCode::FAILURE
+}
+
+/// The paths of the repository that the tasks work on.
+pub struct Workspace {
+    pub root: PathBuf,
+}
+
+impl Workspace {
+    fn new() -> Workspace {
+        let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        Workspace {
+            root: manifest_dir
+                .join("../..")
+                .canonicalize()
+                .unwrap_or(manifest_dir.join("../..")),
+        }
+    }
+
+    /// `fork/`, the committed description of the fork.
+    pub fn fork(&self) -> PathBuf {
+        self.root.join("fork")
+    }
+
+    /// `fork/patches/`, the patch series.
+    pub fn patches(&self) -> PathBuf {
+        self.fork().join("patches")
+    }
+
+    /// `fork/work/cargo`, the materialized git working tree.
+    pub fn tree(&self) -> PathBuf {
+        self.fork().join("work/cargo")
+    }
+
+    /// `target/fork`, the target directory of the fork's build.
+    pub fn fork_target(&self) -> PathBuf {
+        self.root.join("target/fork")
+    }
+}

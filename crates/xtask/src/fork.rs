@@ -1,0 +1,512 @@
+//! `cargo xtask fork` and `build-fork`: materializes the Cargo fork from its patch series,
+//! exports it back, and builds it.
+//!
+//! Three committed inputs describe the fork:
+//!
+//! * `fork/upstream.toml` pins the upstream crates by version and sha256, and says where each
+//!   is unpacked in the working tree;
+//! * `fork/patches/series` lists the patches in `fork/patches`, applied in order;
+//! * `fork/Cargo.lock` is the lockfile of the patched tree, kept whole rather than in patches.
+//!
+//! Materializing fetches the pinned crates with `cargo fetch`, checks them against their pins,
+//! unpacks them into a new git repository, commits them as the pristine upstream commit, and
+//! applies the series with `git am`. Every commit has a fixed identity and date, so the same
+//! inputs always give the same `HEAD`. The tree is built next to `fork/work/cargo` and moved
+//! there when complete.
+//!
+//! `fork/work/stamp` records a hash of the inputs the tree was made from and the `HEAD` it had
+//! then. A tree that is dirty or whose `HEAD` moved holds work that is not in `fork/patches`:
+//! it is only ever removed with `--force`. `--export` turns that work into patches and updates
+//! the stamp, so the next `cargo xtask fork` leaves the tree alone.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use flate2::read::GzDecoder;
+use sha2::{Digest, Sha256};
+
+use crate::Workspace;
+use crate::util::{self, git, output, run, status, warn};
+
+/// What to do with a working tree that holds work not in `fork/patches`.
+pub enum Mode {
+    /// Refuse, unless `force` says to discard it.
+    Strict { force: bool },
+    /// Leave it as it is, with a warning.
+    Lenient,
+}
+
+/// An upstream crate from `fork/upstream.toml`.
+struct Pin {
+    name: String,
+    version: String,
+    sha256: String,
+    /// Where the crate is unpacked, relative to the root of the working tree.
+    path: String,
+}
+
+/// The state of `fork/work/cargo` compared to the inputs.
+enum Tree {
+    Missing,
+    /// Made from the current inputs and not changed since.
+    Current,
+    /// Made from other inputs and not changed since.
+    Stale,
+    /// Changed since it was made or exported.
+    Diverged,
+}
+
+pub fn materialize(ws: &Workspace, mode: Mode) -> Result<()> {
+    let pins = read_pins(ws)?;
+    let series = read_series(ws)?;
+    let inputs = hash_inputs(ws, &series)?;
+    let new = ws.fork().join("work/cargo.new");
+    util::remove_dir_all(&new)?;
+    match (tree_state(ws, &inputs), mode) {
+        (Tree::Current, _) => {
+            status("Fresh", "fork working tree is up to date");
+            return Ok(());
+        }
+        (Tree::Diverged, Mode::Lenient) => {
+            warn(
+                "the fork working tree `fork/work/cargo` has changes that are not in \
+                 `fork/patches`; using it as it is\n\
+                 note: run `cargo xtask fork --export` to keep them",
+            );
+            return Ok(());
+        }
+        (Tree::Diverged, Mode::Strict { force: false }) => bail!(
+            "the fork working tree `fork/work/cargo` has changes that are not in `fork/patches`\n\n\
+             help: run `cargo xtask fork --export` to keep them, \
+             or `cargo xtask fork --force` to discard them"
+        ),
+        (Tree::Diverged, Mode::Strict { force: true }) => {
+            status("Discarding", "changes in `fork/work/cargo`");
+        }
+        (Tree::Missing | Tree::Stale, _) => {}
+    }
+    fs::create_dir_all(&new).with_context(|| format!("failed to create `{}`", new.display()))?;
+    make_tree(ws, &new, &pins, &series)?;
+
+    let tree = ws.tree();
+    let stamp = stamp_path(ws);
+    if let Err(err) = fs::remove_file(&stamp)
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(err).with_context(|| format!("failed to remove `{}`", stamp.display()));
+    }
+    util::remove_dir_all(&tree)?;
+    fs::rename(&new, &tree).with_context(|| format!("failed to move `{}`", new.display()))?;
+    let head = rev_parse(&tree, "HEAD")?;
+    write_stamp(ws, &inputs, &head)?;
+    status(
+        "Finished",
+        format_args!("`fork/work/cargo` at {}", &head[..12]),
+    );
+    Ok(())
+}
+
+/// Builds the working tree in `dir`: the pristine upstream commit, then the series.
+fn make_tree(ws: &Workspace, dir: &Path, pins: &[Pin], series: &[String]) -> Result<()> {
+    let cargo_home = cargo_home()?;
+    if pins
+        .iter()
+        .any(|pin| find_crate(&cargo_home, pin).is_none())
+    {
+        fetch(pins)?;
+    }
+    for pin in pins {
+        let file = find_crate(&cargo_home, pin).with_context(|| {
+            format!(
+                "`cargo fetch` did not put `{}-{}.crate` in `{}`",
+                pin.name,
+                pin.version,
+                cargo_home.join("registry/cache").display()
+            )
+        })?;
+        let bytes =
+            fs::read(&file).with_context(|| format!("failed to read `{}`", file.display()))?;
+        let actual = util::sha256_hex(&bytes);
+        if actual != pin.sha256 {
+            bail!(
+                "`{}-{}.crate` does not match its pin in `fork/upstream.toml`\n  \
+                 expected sha256: {}\n  actual sha256:   {actual} (`{}`)",
+                pin.name,
+                pin.version,
+                pin.sha256,
+                file.display()
+            );
+        }
+        status(
+            "Unpacking",
+            format_args!("{} {} into `{}`", pin.name, pin.version, pin.path),
+        );
+        unpack(
+            &bytes,
+            &format!("{}-{}", pin.name, pin.version),
+            &dir.join(&pin.path),
+        )
+        .with_context(|| format!("failed to unpack `{}`", file.display()))?;
+    }
+
+    run(git(dir).args(["init", "-q", "-b", "main"]))?;
+    // Builds run by hand in the tree must not make it look changed.
+    fs::write(dir.join(".git/info/exclude"), "/target\n")
+        .context("failed to write `.git/info/exclude` of the fork working tree")?;
+    run(git(dir).args(["add", "--all", "--force", "."]))?;
+    let pinned: Vec<String> = pins
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.version))
+        .collect();
+    let message = format!("pristine upstream: {}", pinned.join(", "));
+    run(git(dir).args(["commit", "-q", "--no-verify", "-m", &message]))?;
+    // The lockfile of the patched tree is `fork/Cargo.lock`, not part of the patches.
+    if dir.join("Cargo.lock").exists() {
+        run(git(dir).args(["update-index", "--skip-worktree", "Cargo.lock"]))?;
+    }
+
+    for name in series {
+        status("Applying", name);
+        let patch = ws.patches().join(name);
+        let mut am = git(dir);
+        am.args([
+            "am",
+            "-q",
+            "--no-3way",
+            "--whitespace=nowarn",
+            "--keep-non-patch",
+        ])
+        .arg(&patch);
+        if let Err(err) = output(&mut am) {
+            let _ = output(git(dir).args(["am", "--abort"]));
+            return Err(err.context(format!(
+                "failed to apply `fork/patches/{name}`\n\n\
+                 note: `fork/work/cargo.new` has the patches before it, to rebase it on with \
+                 `git am -3` (see `fork/README.md`); `cargo xtask fork` removes it"
+            )));
+        }
+    }
+    if let Some(lock) = util::read_optional(&ws.fork().join("Cargo.lock"))? {
+        fs::write(dir.join("Cargo.lock"), lock)
+            .context("failed to copy `fork/Cargo.lock` into the fork working tree")?;
+    }
+    Ok(())
+}
+
+/// Writes the commits of the working tree after the pristine one into `fork/patches`.
+pub fn export(ws: &Workspace) -> Result<()> {
+    let tree = ws.tree();
+    if !tree.join(".git").exists() {
+        bail!(
+            "there is no fork working tree at `fork/work/cargo`\n\n\
+             help: run `cargo xtask fork` to make it"
+        );
+    }
+    let changes = output(git(&tree).args(["status", "--porcelain"]))?;
+    if !changes.trim().is_empty() {
+        bail!(
+            "the fork working tree `fork/work/cargo` has uncommitted changes:\n{}\n\n\
+             help: commit them in `fork/work/cargo` first, one commit per patch",
+            changes.trim_end()
+        );
+    }
+    let roots = output(git(&tree).args(["rev-list", "--max-parents=0", "HEAD"]))?;
+    let [pristine] = roots.lines().collect::<Vec<_>>()[..] else {
+        bail!("the history of `fork/work/cargo` does not start at one pristine upstream commit");
+    };
+    let range = format!("{pristine}..HEAD");
+    let commits =
+        output(git(&tree).args(["log", "--reverse", "--format=%h %s%x00%b%x00", &range]))?;
+    let mut parts = commits.split('\0');
+    while let (Some(subject), Some(body)) = (parts.next(), parts.next()) {
+        if body.trim().is_empty() {
+            warn(format_args!(
+                "commit `{}` has no message body; its patch header should say what it \
+                 changes, why, and whether it can go upstream",
+                subject.trim()
+            ));
+        }
+    }
+
+    let patches = ws.patches();
+    fs::create_dir_all(&patches).context("failed to create `fork/patches`")?;
+    for entry in fs::read_dir(&patches).context("failed to read `fork/patches`")? {
+        let path = entry.context("failed to read `fork/patches`")?.path();
+        if path.extension().is_some_and(|ext| ext == "patch") {
+            fs::remove_file(&path)
+                .with_context(|| format!("failed to remove `{}`", path.display()))?;
+        }
+    }
+    let written = output(
+        git(&tree)
+            .args([
+                "format-patch",
+                "--zero-commit",
+                "--no-signature",
+                "--keep-subject",
+                "-o",
+            ])
+            .arg(&patches)
+            .args([&range, "--", ".", ":(exclude)Cargo.lock"]),
+    )?;
+    let names: Vec<&str> = written
+        .lines()
+        .filter_map(|line| Path::new(line).file_name()?.to_str())
+        .collect();
+    let mut series = String::from(SERIES_HEADER);
+    for name in &names {
+        series.push_str(name);
+        series.push('\n');
+    }
+    fs::write(patches.join("series"), series).context("failed to write `fork/patches/series`")?;
+    fs::copy(tree.join("Cargo.lock"), ws.fork().join("Cargo.lock"))
+        .context("failed to copy the lockfile of the fork working tree to `fork/Cargo.lock`")?;
+
+    let inputs = hash_inputs(ws, &read_series(ws)?)?;
+    write_stamp(ws, &inputs, &rev_parse(&tree, "HEAD")?)?;
+    status(
+        "Exported",
+        format_args!("{} patches to `fork/patches`", names.len()),
+    );
+    Ok(())
+}
+
+const SERIES_HEADER: &str = "# The patches of the fork, applied in this order by `cargo xtask fork` (see `fork/README.md`).\n";
+
+/// Materializes the fork, keeping work that is not exported yet, and builds its `cargo` binary.
+pub fn build(ws: &Workspace) -> Result<PathBuf> {
+    materialize(ws, Mode::Lenient)?;
+    let pins = read_pins(ws)?;
+    let version = pins
+        .iter()
+        .find(|p| p.name == "cargo")
+        .map_or("", |p| &p.version);
+    let tree = ws.tree();
+    status("Building", "`fork/work/cargo` into `target/fork`");
+    let start = Instant::now();
+    run(util::cargo()
+        .current_dir(&tree)
+        .args(["build", "--release", "--bin", "cargo", "--manifest-path"])
+        .arg(tree.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", ws.fork_target())
+        .env(
+            "CFG_VER_DESCRIPTION",
+            format!("build-sandbox fork of cargo {version}"),
+        ))
+    .context("failed to build the fork")?;
+    let binary = ws.fork_target().join("release/cargo");
+    let elapsed = util::elapsed(start.elapsed());
+    status(
+        "Built",
+        format_args!("`target/fork/release/cargo` in {elapsed}"),
+    );
+    Ok(binary)
+}
+
+fn read_pins(ws: &Workspace) -> Result<Vec<Pin>> {
+    let path = ws.fork().join("upstream.toml");
+    let text = fs::read_to_string(&path)
+        .with_context(|| format!("failed to read `{}`", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("failed to parse `{}`", path.display()))?;
+    let mut pins = Vec::new();
+    for (name, value) in &table {
+        let field = |key: &str| {
+            value
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .with_context(|| format!("`{name}` in `fork/upstream.toml` has no string `{key}`"))
+        };
+        let pin = Pin {
+            name: name.clone(),
+            version: field("version")?,
+            sha256: field("sha256")?,
+            path: field("path")?,
+        };
+        if Path::new(&pin.path)
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            bail!("`{name}` in `fork/upstream.toml` has a `path` outside the working tree");
+        }
+        pins.push(pin);
+    }
+    if pins.is_empty() {
+        bail!("`fork/upstream.toml` pins no crates");
+    }
+    Ok(pins)
+}
+
+/// The patch file names listed in `fork/patches/series`.
+fn read_series(ws: &Workspace) -> Result<Vec<String>> {
+    let Some(bytes) = util::read_optional(&ws.patches().join("series"))? else {
+        return Ok(Vec::new());
+    };
+    let text = String::from_utf8(bytes).context("`fork/patches/series` is not UTF-8")?;
+    let mut names = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.contains('/') || line.starts_with('.') {
+            bail!("`{line}` in `fork/patches/series` is not a file name in `fork/patches`");
+        }
+        names.push(line.to_owned());
+    }
+    Ok(names)
+}
+
+/// A hash of everything the working tree is made from.
+fn hash_inputs(ws: &Workspace, series: &[String]) -> Result<String> {
+    let mut hasher = Sha256::new();
+    hasher.update("xtask fork 1\n");
+    let mut add = |name: &str, path: &Path, required: bool| -> Result<()> {
+        let bytes = util::read_optional(path)?;
+        if required && bytes.is_none() {
+            bail!("`{name}` does not exist");
+        }
+        let bytes = bytes.unwrap_or_default();
+        hasher.update(format!("{name} {}\n", bytes.len()));
+        hasher.update(bytes);
+        Ok(())
+    };
+    add("fork/upstream.toml", &ws.fork().join("upstream.toml"), true)?;
+    add("fork/patches/series", &ws.patches().join("series"), false)?;
+    for name in series {
+        add(
+            &format!("fork/patches/{name}"),
+            &ws.patches().join(name),
+            true,
+        )
+        .context("failed to read the patches listed in `fork/patches/series`")?;
+    }
+    add("fork/Cargo.lock", &ws.fork().join("Cargo.lock"), false)?;
+    Ok(util::hex(&hasher.finalize()))
+}
+
+fn stamp_path(ws: &Workspace) -> PathBuf {
+    ws.fork().join("work/stamp")
+}
+
+fn write_stamp(ws: &Workspace, inputs: &str, head: &str) -> Result<()> {
+    let path = stamp_path(ws);
+    fs::write(&path, format!("inputs {inputs}\nhead {head}\n"))
+        .with_context(|| format!("failed to write `{}`", path.display()))
+}
+
+fn tree_state(ws: &Workspace, inputs: &str) -> Tree {
+    let tree = ws.tree();
+    if !tree.exists() {
+        return Tree::Missing;
+    }
+    let stamp = fs::read_to_string(stamp_path(ws)).unwrap_or_default();
+    let field = |key: &str| {
+        let prefix = format!("{key} ");
+        stamp
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
+    };
+    let clean = output(git(&tree).args(["status", "--porcelain"]))
+        .is_ok_and(|changes| changes.trim().is_empty());
+    let head = rev_parse(&tree, "HEAD").ok();
+    if !clean || head.is_none() || field("head") != head {
+        Tree::Diverged
+    } else if field("inputs").as_deref() == Some(inputs) {
+        Tree::Current
+    } else {
+        Tree::Stale
+    }
+}
+
+fn rev_parse(tree: &Path, rev: &str) -> Result<String> {
+    Ok(output(git(tree).args(["rev-parse", "--verify", rev]))?
+        .trim()
+        .to_owned())
+}
+
+fn cargo_home() -> Result<PathBuf> {
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        return Ok(PathBuf::from(home));
+    }
+    let home = std::env::var_os("HOME").context("neither `CARGO_HOME` nor `HOME` is set")?;
+    Ok(PathBuf::from(home).join(".cargo"))
+}
+
+/// The `.crate` file of `pin` in Cargo's registry cache, if it is there.
+fn find_crate(cargo_home: &Path, pin: &Pin) -> Option<PathBuf> {
+    let file = format!("{}-{}.crate", pin.name, pin.version);
+    let mut registries: Vec<PathBuf> = fs::read_dir(cargo_home.join("registry/cache"))
+        .ok()?
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .collect();
+    registries.sort();
+    registries
+        .into_iter()
+        .map(|dir| dir.join(&file))
+        .find(|path| path.is_file())
+}
+
+/// Has stock Cargo download the pinned crates into its registry cache, as dependencies of a
+/// throwaway package.
+fn fetch(pins: &[Pin]) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("xtask-fork-fetch-{}", std::process::id()));
+    let mut manifest = String::from(
+        "[package]\nname = \"fork-fetch\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
+         publish = false\n\n[workspace]\n\n[dependencies]\n",
+    );
+    for pin in pins {
+        manifest.push_str(&format!("{} = \"={}\"\n", pin.name, pin.version));
+    }
+    let result = fs::create_dir_all(dir.join("src"))
+        .and_then(|()| fs::write(dir.join("Cargo.toml"), manifest))
+        .and_then(|()| fs::write(dir.join("src/lib.rs"), ""))
+        .with_context(|| {
+            format!(
+                "failed to write a package to fetch with in `{}`",
+                dir.display()
+            )
+        })
+        .and_then(|()| {
+            let names: Vec<String> = pins
+                .iter()
+                .map(|p| format!("{} {}", p.name, p.version))
+                .collect();
+            status("Fetching", names.join(", "));
+            run(util::cargo()
+                .arg("fetch")
+                .arg("--manifest-path")
+                .arg(dir.join("Cargo.toml")))
+        });
+    let _ = fs::remove_dir_all(&dir);
+    result.context("failed to fetch the upstream crates of the fork")
+}
+
+/// Unpacks the `.crate` file `bytes` into `dest`, dropping the leading `prefix/` of its paths.
+fn unpack(bytes: &[u8], prefix: &str, dest: &Path) -> Result<()> {
+    let mut archive = tar::Archive::new(GzDecoder::new(bytes));
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let relative = path
+            .strip_prefix(prefix)
+            .ok()
+            .filter(|rel| rel.components().all(|c| matches!(c, Component::Normal(_))))
+            .with_context(|| format!("entry `{}` is not inside `{prefix}/`", path.display()))?;
+        if relative.as_os_str().is_empty() {
+            continue;
+        }
+        let target = dest.join(relative);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("failed to create `{}`", parent.display()))?;
+        }
+        entry
+            .unpack(&target)
+            .with_context(|| format!("failed to unpack `{}`", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! `cargo xtask install`: builds the fork and installs it as the rustup toolchain `nightly-fork`.
+//!
+//! The toolchain directory `fork/toolchain/nightly-fork` holds a copy of the fork's `cargo`
+//! and symlinks to everything else of the active toolchain: its other binaries, and its `lib`
+//! with the standard library of every installed target. `rustup toolchain link` registers it,
+//! so `cargo +nightly-fork` runs the fork with the active toolchain's `rustc`. The targets the
+//! sandbox needs are added to the active toolchain, which shares them through `lib`.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::Workspace;
+use crate::fork;
+use crate::util::{self, output, run, status};
+
+const TOOLCHAIN: &str = "nightly-fork";
+
+/// Targets the sandbox compiles for.
+const TARGETS: &[&str] = &["wasm32-wasip2"];
+
+pub fn install(ws: &Workspace) -> Result<()> {
+    add_targets()?;
+    let binary = fork::build(ws)?;
+    let sysroot = sysroot()?;
+    let dir = ws.fork().join("toolchain").join(TOOLCHAIN);
+    fs::create_dir_all(dir.join("bin"))
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .context("failed to find the toolchain directory")?;
+    if sysroot.starts_with(&dir) {
+        bail!(
+            "the active toolchain is `{TOOLCHAIN}` itself; run `cargo xtask install` with another"
+        );
+    }
+    populate(&dir, &sysroot, &binary)
+        .with_context(|| format!("failed to populate `{}`", dir.display()))?;
+    link(&dir)?;
+
+    let version = output(Command::new("rustup").args(["run", TOOLCHAIN, "cargo", "-V"]))?;
+    let version = version.trim();
+    if !version.contains("build-sandbox fork") {
+        bail!("`cargo +{TOOLCHAIN} -V` printed `{version}`, which is not the fork");
+    }
+    status("Installed", format_args!("`cargo +{TOOLCHAIN}`: {version}"));
+    Ok(())
+}
+
+/// Adds the missing `TARGETS` to the active toolchain.
+fn add_targets() -> Result<()> {
+    // The rustup proxy that runs `cargo xtask` says which toolchain it chose.
+    let toolchain = match std::env::var("RUSTUP_TOOLCHAIN") {
+        Ok(toolchain) => toolchain,
+        Err(_) => {
+            let active = output(Command::new("rustup").args(["show", "active-toolchain"]))?;
+            active
+                .split_whitespace()
+                .next()
+                .context("rustup shows no active toolchain")?
+                .to_owned()
+        }
+    };
+    let installed = output(Command::new("rustup").args([
+        "target",
+        "list",
+        "--installed",
+        "--toolchain",
+        &toolchain,
+    ]))?;
+    for target in TARGETS {
+        if !installed.lines().any(|line| line.trim() == *target) {
+            status(
+                "Adding",
+                format_args!("target `{target}` to the toolchain `{toolchain}`"),
+            );
+            run(Command::new("rustup").args(["target", "add", "--toolchain", &toolchain, target]))
+                .with_context(|| format!("failed to add the target `{target}`"))?;
+        }
+    }
+    Ok(())
+}
+
+fn sysroot() -> Result<PathBuf> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = output(Command::new(rustc).args(["--print", "sysroot"]))?;
+    PathBuf::from(sysroot.trim())
+        .canonicalize()
+        .context("failed to find the sysroot of the active toolchain")
+}
+
+/// Makes `dir` the active toolchain with `binary` as its `cargo`.
+fn populate(dir: &Path, sysroot: &Path, binary: &Path) -> Result<()> {
+    // A copy, so a later build of the fork does not change a toolchain that is in use.
+    let cargo = dir.join("bin/cargo");
+    let new = fs::read(binary).with_context(|| format!("failed to read `{}`", binary.display()))?;
+    if util::read_optional(&cargo)?.as_ref() != Some(&new) {
+        let temp = dir.join("bin/.cargo.new");
+        fs::copy(binary, &temp).context("failed to copy the fork's `cargo`")?;
+        fs::rename(&temp, &cargo).context("failed to copy the fork's `cargo`")?;
+    }
+    link_entries(&sysroot.join("bin"), &dir.join("bin"), &["cargo"])?;
+    link_entries(sysroot, dir, &["bin"])
+}
+
+/// Links every entry of `from` into `to`, except `keep`, which `to` has of its own, and removes
+/// the other entries of `to`.
+fn link_entries(from: &Path, to: &Path, keep: &[&str]) -> Result<()> {
+    let mut names: BTreeSet<OsString> = keep.iter().map(OsString::from).collect();
+    for entry in
+        fs::read_dir(from).with_context(|| format!("failed to read `{}`", from.display()))?
+    {
+        let name = entry?.file_name();
+        if names.contains(&name) {
+            continue;
+        }
+        let (original, link) = (from.join(&name), to.join(&name));
+        if fs::read_link(&link).ok().as_ref() != Some(&original) {
+            remove(&link)?;
+            symlink(&original, &link)
+                .with_context(|| format!("failed to link `{}`", link.display()))?;
+        }
+        names.insert(name);
+    }
+    for entry in fs::read_dir(to).with_context(|| format!("failed to read `{}`", to.display()))? {
+        let entry = entry?;
+        if !names.contains(&entry.file_name()) {
+            remove(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn remove(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => util::remove_dir_all(path),
+        Ok(_) => {
+            fs::remove_file(path).with_context(|| format!("failed to remove `{}`", path.display()))
+        }
+        Err(_) => Ok(()),
+    }
+}
+
+/// Registers `dir` as the toolchain `TOOLCHAIN`, unless it already is.
+fn link(dir: &Path) -> Result<()> {
+    let list = output(Command::new("rustup").args(["toolchain", "list", "--verbose"]))?;
+    let linked = list.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next()? == TOOLCHAIN).then(|| words.last().map(PathBuf::from))?
+    });
+    if linked.and_then(|path| path.canonicalize().ok()).as_deref() == Some(dir) {
+        return Ok(());
+    }
+    status(
+        "Linking",
+        format_args!("toolchain `{TOOLCHAIN}` to `{}`", dir.display()),
+    );
+    run(Command::new("rustup")
+        .args(["toolchain", "link", TOOLCHAIN])
+        .arg(dir))
+    .with_context(|| format!("failed to link the toolchain `{TOOLCHAIN}`"))
+}

@@ -266,14 +266,14 @@ pub fn export(ws: &Workspace) -> Result<()> {
 
     let inputs = hash_inputs(ws, &read_series(ws)?)?;
     write_stamp(ws, &inputs, &rev_parse(&tree, "HEAD")?)?;
-    status(
-        "Exported",
-        format_args!("{} patches to `fork/patches`", names.len()),
-    );
+    let plural = if names.len() == 1 { "" } else { "es" };
+    let message = format!("{} patch{plural} to `fork/patches`", names.len());
+    status("Exported", message);
     Ok(())
 }
 
-const SERIES_HEADER: &str = "# The patches of the fork, applied in this order by `cargo xtask fork` (see `fork/README.md`).\n";
+const SERIES_HEADER: &str =
+    "# Applied in this order by `cargo xtask fork`; see `fork/README.md`.\n";
 
 /// Materializes the fork, keeping work that is not exported yet, and builds its `cargo` binary.
 pub fn build(ws: &Workspace) -> Result<PathBuf> {
@@ -488,6 +488,8 @@ fn fetch(pins: &[Pin]) -> Result<()> {
 /// Unpacks the `.crate` file `bytes` into `dest`, dropping the leading `prefix/` of its paths.
 fn unpack(bytes: &[u8], prefix: &str, dest: &Path) -> Result<()> {
     let mut archive = tar::Archive::new(GzDecoder::new(bytes));
+    // Cargo sees changes by mtime: an old one would hide a patch that was dropped.
+    archive.set_preserve_mtime(false);
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();

@@ -147,20 +147,19 @@ impl Grant {
     ///
     /// Errors carry the key path below `build-sandbox.allow`.
     pub fn from_toml(key: &str, value: &toml::Value, base: &Path) -> Result<Grant, PolicyError> {
-        let matcher = key.parse().map_err(|message| PolicyError {
-            path: vec![key.to_owned()],
-            message,
+        let matcher = key.parse().map_err(|message: String| PolicyError {
+            at_key: true,
+            ..PolicyError::new(&[key], message)
         })?;
         let mut request = Request::from_toml(value).map_err(|mut e| {
             e.path.insert(0, key.to_owned());
             e
         })?;
         if request.runner.is_some() {
-            return Err(PolicyError {
-                path: vec![key.to_owned(), "runner".to_owned()],
-                message: "a grant cannot choose the runner; set `build-sandbox.runner` instead"
-                    .to_owned(),
-            });
+            return Err(PolicyError::new(
+                &[key, "runner"],
+                "a grant cannot choose the runner; set `build-sandbox.runner` instead",
+            ));
         }
         request.resolve_paths(base);
         Ok(Grant { matcher, request })

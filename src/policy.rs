@@ -351,13 +351,16 @@ pub struct PolicyError {
     pub path: Vec<String>,
     /// What is wrong, as a lowercase phrase.
     pub message: String,
+    /// Whether the key itself is wrong (an unknown key) rather than its value.
+    pub at_key: bool,
 }
 
 impl PolicyError {
-    fn new(path: &[&str], message: impl Into<String>) -> PolicyError {
+    pub(crate) fn new(path: &[&str], message: impl Into<String>) -> PolicyError {
         PolicyError {
             path: path.iter().map(|key| key.to_string()).collect(),
             message: message.into(),
+            at_key: false,
         }
     }
 
@@ -368,10 +371,13 @@ impl PolicyError {
             .map(|key| format!("`{key}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        PolicyError::new(
-            path,
-            format!("unknown field `{key}`, expected one of {expected}"),
-        )
+        PolicyError {
+            at_key: true,
+            ..PolicyError::new(
+                path,
+                format!("unknown field `{key}`, expected one of {expected}"),
+            )
+        }
     }
 
     /// The key path joined with dots, e.g. `limits.time`.
@@ -582,6 +588,7 @@ mod tests {
 
         let err = parse("reed = []").unwrap_err();
         assert_eq!(err.path, ["reed"]);
+        assert!(err.at_key);
         assert!(err.message.starts_with("unknown field `reed`, expected one of `runner`"));
 
         let err = parse("read = [\"\"]").unwrap_err();

@@ -118,7 +118,9 @@ impl fmt::Display for EffectivePolicy {
         }
         let baseline = &self.baseline;
         let read = std::iter::once(&baseline.package_root).chain(&self.read);
-        let write = [&baseline.out_dir, &baseline.temp_dir].into_iter().chain(&self.write);
+        let write = [&baseline.out_dir, &baseline.temp_dir]
+            .into_iter()
+            .chain(&self.write);
         write!(f, "read [{}]", list(read.map(|p| p.display())))?;
         write!(f, "; write [{}]", list(write.map(|p| p.display())))?;
         if !self.env.is_empty() {
@@ -139,7 +141,11 @@ impl fmt::Display for EffectivePolicy {
         if self.random {
             f.write_str("; random")?;
         }
-        let Limits { time, memory, output } = self.limits;
+        let Limits {
+            time,
+            memory,
+            output,
+        } = self.limits;
         if let Some(time) = time {
             write!(f, "; time limit {time:?}")?;
         }
@@ -186,8 +192,14 @@ mod tests {
 
     #[test]
     fn declared_plus_grants() {
-        let declared = request("read = [\"data\"]\nenv = [\"CC\"]\nlimits = { time = \"10s\" }", "/ws/pkg");
-        let grant = request("read = [\"/opt/sdk\"]\nnet = [\"localhost:80\"]\nlimits = { time = \"1m\" }", "/ws");
+        let declared = request(
+            "read = [\"data\"]\nenv = [\"CC\"]\nlimits = { time = \"10s\" }",
+            "/ws/pkg",
+        );
+        let grant = request(
+            "read = [\"/opt/sdk\"]\nnet = [\"localhost:80\"]\nlimits = { time = \"1m\" }",
+            "/ws",
+        );
         let policy = EffectivePolicy::new(baseline(), &declared, [&grant]);
         assert!(!policy.is_baseline());
         assert_eq!(policy.read.len(), 2);

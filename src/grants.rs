@@ -182,16 +182,26 @@ mod tests {
     use super::*;
 
     fn grant(key: &str, value: &str) -> Result<Grant, PolicyError> {
-        Grant::from_toml(key, &toml::Value::Table(value.parse().unwrap()), Path::new("/ws"))
+        Grant::from_toml(
+            key,
+            &toml::Value::Table(value.parse().unwrap()),
+            Path::new("/ws"),
+        )
     }
 
     #[test]
     fn selection_auto_prefers_the_manifest_runner() {
         assert_eq!(RunnerSelection::Auto.choose(None), RunnerKind::Native);
-        assert_eq!(RunnerSelection::Auto.choose(Some(RunnerKind::Wasmtime)), RunnerKind::Wasmtime);
+        assert_eq!(
+            RunnerSelection::Auto.choose(Some(RunnerKind::Wasmtime)),
+            RunnerKind::Wasmtime
+        );
         let noop = RunnerSelection::Fixed(RunnerKind::Noop);
         assert_eq!(noop.choose(Some(RunnerKind::Wasmtime)), RunnerKind::Noop);
-        assert_eq!("native".parse(), Ok(RunnerSelection::Fixed(RunnerKind::Native)));
+        assert_eq!(
+            "native".parse(),
+            Ok(RunnerSelection::Fixed(RunnerKind::Native))
+        );
         assert!("docker".parse::<RunnerSelection>().is_err());
     }
 
@@ -202,8 +212,17 @@ mod tests {
         assert!(ring.matches("ring", &v("0.17.14")));
         assert!(!ring.matches("ring", &v("0.18.0")));
         assert!(!ring.matches("rings", &v("0.17.0")));
-        assert!("*".parse::<PackageMatcher>().unwrap().matches("x", &v("1.0.0")));
-        assert!("openssl-sys".parse::<PackageMatcher>().unwrap().matches("openssl-sys", &v("0.9.0")));
+        assert!(
+            "*".parse::<PackageMatcher>()
+                .unwrap()
+                .matches("x", &v("1.0.0"))
+        );
+        assert!(
+            "openssl-sys"
+                .parse::<PackageMatcher>()
+                .unwrap()
+                .matches("openssl-sys", &v("0.9.0"))
+        );
         assert!("ring@".parse::<PackageMatcher>().is_err());
         assert!("a b".parse::<PackageMatcher>().is_err());
     }

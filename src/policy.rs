@@ -227,11 +227,13 @@ impl FromStr for Program {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         check_path_text(s)?;
-        Ok(if s.contains('/') || s.contains(std::path::MAIN_SEPARATOR) {
-            Program::Path(PathBuf::from(s))
-        } else {
-            Program::Name(s.to_owned())
-        })
+        Ok(
+            if s.contains('/') || s.contains(std::path::MAIN_SEPARATOR) {
+                Program::Path(PathBuf::from(s))
+            } else {
+                Program::Name(s.to_owned())
+            },
+        )
     }
 }
 
@@ -267,7 +269,9 @@ impl FromStr for NetTarget {
                 _ => return Err(invalid("expected an IPv6 address inside `[...]`")),
             },
             None if host.contains(':') => {
-                return Err(invalid("an IPv6 address must be written as `[address]:port`"));
+                return Err(invalid(
+                    "an IPv6 address must be written as `[address]:port`",
+                ));
             }
             None => host,
         };
@@ -418,15 +422,21 @@ fn invalid_type(value: &toml::Value, expected: &str, at: &[&str]) -> PolicyError
 }
 
 fn expect_table<'a>(value: &'a toml::Value, at: &[&str]) -> Result<&'a toml::Table, PolicyError> {
-    value.as_table().ok_or_else(|| invalid_type(value, "a table", at))
+    value
+        .as_table()
+        .ok_or_else(|| invalid_type(value, "a table", at))
 }
 
 fn expect_str<'a>(value: &'a toml::Value, at: &[&str]) -> Result<&'a str, PolicyError> {
-    value.as_str().ok_or_else(|| invalid_type(value, "a string", at))
+    value
+        .as_str()
+        .ok_or_else(|| invalid_type(value, "a string", at))
 }
 
 fn expect_bool(value: &toml::Value, at: &[&str]) -> Result<bool, PolicyError> {
-    value.as_bool().ok_or_else(|| invalid_type(value, "a boolean", at))
+    value
+        .as_bool()
+        .ok_or_else(|| invalid_type(value, "a boolean", at))
 }
 
 fn parse_list<T: Ord>(
@@ -452,7 +462,10 @@ fn check_path_text(s: &str) -> Result<(), String> {
         return Err("invalid path: a path must not be empty".to_owned());
     }
     if s.contains('\0') {
-        return Err(format!("invalid path `{}`: contains a NUL byte", s.escape_debug()));
+        return Err(format!(
+            "invalid path `{}`: contains a NUL byte",
+            s.escape_debug()
+        ));
     }
     if s == "~" || s.starts_with("~/") {
         return Err(format!(
@@ -486,7 +499,9 @@ fn parse_duration(s: &str, at: &[&str]) -> Result<Duration, PolicyError> {
     let invalid = || {
         PolicyError::new(
             at,
-            format!("invalid duration `{s}`: expected a number followed by `ms`, `s`, `m` or `h`, e.g. `60s`"),
+            format!(
+                "invalid duration `{s}`: expected a number followed by `ms`, `s`, `m` or `h`, e.g. `60s`"
+            ),
         )
     };
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
@@ -500,7 +515,10 @@ fn parse_duration(s: &str, at: &[&str]) -> Result<Duration, PolicyError> {
         _ => return Err(invalid()),
     };
     if duration.is_zero() {
-        return Err(PolicyError::new(at, format!("invalid duration `{s}`: must be more than zero")));
+        return Err(PolicyError::new(
+            at,
+            format!("invalid duration `{s}`: must be more than zero"),
+        ));
     }
     Ok(duration)
 }
@@ -529,9 +547,15 @@ fn parse_size(s: &str, at: &[&str]) -> Result<u64, PolicyError> {
         _ => return Err(invalid()),
     };
     match number.checked_mul(multiplier) {
-        Some(0) => Err(PolicyError::new(at, format!("invalid size `{s}`: must be more than zero"))),
+        Some(0) => Err(PolicyError::new(
+            at,
+            format!("invalid size `{s}`: must be more than zero"),
+        )),
         Some(bytes) => Ok(bytes),
-        None => Err(PolicyError::new(at, format!("invalid size `{s}`: too large"))),
+        None => Err(PolicyError::new(
+            at,
+            format!("invalid size `{s}`: too large"),
+        )),
     }
 }
 
@@ -567,8 +591,15 @@ mod tests {
         assert!(request.read.contains(Path::new("data")));
         assert!(request.env.contains(&EnvPattern::Prefix("PROTOC_".into())));
         assert!(request.run.contains(&Program::Name("cc".into())));
-        assert!(request.run.contains(&Program::Path("/usr/bin/pkg-config".into())));
-        assert!(request.net.contains(&NetTarget { host: "::1".into(), port: 8080 }));
+        assert!(
+            request
+                .run
+                .contains(&Program::Path("/usr/bin/pkg-config".into()))
+        );
+        assert!(request.net.contains(&NetTarget {
+            host: "::1".into(),
+            port: 8080
+        }));
         assert_eq!(request.presets.len(), 2);
         assert!(request.clock && request.random);
         assert_eq!(request.limits.time, Some(Duration::from_secs(60)));
@@ -584,12 +615,18 @@ mod tests {
 
         let err = parse("net = [\"localhost:80\", \"localhost\"]").unwrap_err();
         assert_eq!(err.path, ["net", "1"]);
-        assert_eq!(err.message, "invalid network address `localhost`: expected `host:port`");
+        assert_eq!(
+            err.message,
+            "invalid network address `localhost`: expected `host:port`"
+        );
 
         let err = parse("reed = []").unwrap_err();
         assert_eq!(err.path, ["reed"]);
         assert!(err.at_key);
-        assert!(err.message.starts_with("unknown field `reed`, expected one of `runner`"));
+        assert!(
+            err.message
+                .starts_with("unknown field `reed`, expected one of `runner`")
+        );
 
         let err = parse("read = [\"\"]").unwrap_err();
         assert_eq!(err.dotted_path(), "read.0");
@@ -617,7 +654,8 @@ mod tests {
 
     #[test]
     fn resolves_relative_paths_against_base() {
-        let mut request = parse("read = [\"data\", \"../shared/./x\", \"/abs\"]\nrun = [\"./tool\"]").unwrap();
+        let mut request =
+            parse("read = [\"data\", \"../shared/./x\", \"/abs\"]\nrun = [\"./tool\"]").unwrap();
         request.resolve_paths(Path::new("/ws/pkg"));
         let read: Vec<_> = request.read.iter().map(|p| p.to_str().unwrap()).collect();
         assert_eq!(read, ["/abs", "/ws/pkg/data", "/ws/shared/x"]);

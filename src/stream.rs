@@ -91,11 +91,7 @@ pub(crate) fn stream_output(
 }
 
 /// Sends every line of `pipe` (with its terminator) until end of file.
-fn read_lines(
-    pipe: impl Read,
-    which: Pipe,
-    sender: mpsc::SyncSender<(Pipe, io::Result<Vec<u8>>)>,
-) {
+fn read_lines(pipe: impl Read, which: Pipe, sender: mpsc::SyncSender<(Pipe, io::Result<Vec<u8>>)>) {
     let mut reader = BufReader::new(pipe);
     loop {
         let mut line = Vec::new();

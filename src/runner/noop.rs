@@ -10,8 +10,8 @@
 use std::process::{Command, Output, Stdio};
 
 use super::{Enforcement, Invocation, LineCallback, RunError, RunnerKind, SandboxRunner};
-use crate::stream::stream_output;
 use crate::EffectivePolicy;
+use crate::stream::stream_output;
 
 /// Runs build scripts unconfined.
 #[derive(Clone, Copy, Debug, Default)]
@@ -97,10 +97,14 @@ mod tests {
     fn streams_lines_and_captures_output() {
         let mut lines = Vec::new();
         let env = BTreeMap::from([("GREETING".to_owned(), Some(OsString::from("hi")))]);
-        let output = run_sh("echo $GREETING; echo err >&2; printf 'no newline'; exit 3", &env, &mut |line| {
-            lines.push(line.to_owned());
-            Ok(())
-        })
+        let output = run_sh(
+            "echo $GREETING; echo err >&2; printf 'no newline'; exit 3",
+            &env,
+            &mut |line| {
+                lines.push(line.to_owned());
+                Ok(())
+            },
+        )
         .unwrap();
         assert_eq!(lines, ["hi", "no newline"]);
         assert_eq!(output.stdout, b"hi\nno newline");
@@ -111,13 +115,19 @@ mod tests {
     #[test]
     fn a_failing_callback_still_drains_the_process() {
         let mut seen = 0;
-        let err = run_sh("echo one; echo two; echo three", &BTreeMap::new(), &mut |_| {
-            seen += 1;
-            anyhow::bail!("bad directive")
-        })
+        let err = run_sh(
+            "echo one; echo two; echo three",
+            &BTreeMap::new(),
+            &mut |_| {
+                seen += 1;
+                anyhow::bail!("bad directive")
+            },
+        )
         .unwrap_err();
         assert_eq!(seen, 1);
-        let RunError::Callback { error, output } = err else { panic!("unexpected {err:?}") };
+        let RunError::Callback { error, output } = err else {
+            panic!("unexpected {err:?}")
+        };
         assert_eq!(error.to_string(), "bad directive");
         assert_eq!(output.stdout, b"one\ntwo\nthree\n");
         assert!(output.status.success());
@@ -132,9 +142,19 @@ mod tests {
             lines.push(line.to_owned());
             Ok(())
         };
-        run_sh("echo ${BUILD_SANDBOX_NOOP_TEST:-unset}", &BTreeMap::new(), &mut collect).unwrap();
+        run_sh(
+            "echo ${BUILD_SANDBOX_NOOP_TEST:-unset}",
+            &BTreeMap::new(),
+            &mut collect,
+        )
+        .unwrap();
         let removed = BTreeMap::from([("BUILD_SANDBOX_NOOP_TEST".to_owned(), None)]);
-        run_sh("echo ${BUILD_SANDBOX_NOOP_TEST:-unset}", &removed, &mut collect).unwrap();
+        run_sh(
+            "echo ${BUILD_SANDBOX_NOOP_TEST:-unset}",
+            &removed,
+            &mut collect,
+        )
+        .unwrap();
         assert_eq!(lines, ["inherited", "unset"]);
     }
 
@@ -149,7 +169,9 @@ mod tests {
             jobserver: None,
             policy: &policy,
         };
-        let err = NoopRunner.run(&invocation, &mut |_| Ok(()), &mut |_| Ok(())).unwrap_err();
+        let err = NoopRunner
+            .run(&invocation, &mut |_| Ok(()), &mut |_| Ok(()))
+            .unwrap_err();
         assert!(matches!(err, RunError::Process(_)), "{err:?}");
     }
 }

@@ -1,0 +1,202 @@
+//! Choosing the runner, and the consumer's `[build-sandbox]` configuration.
+
+use cargo_test_support::prelude::*;
+use cargo_test_support::str;
+
+use crate::utils::{ProjectExt, codegen_project};
+
+#[cargo_test]
+fn unknown_runner_on_the_command_line() {
+    let p = codegen_project("").build();
+
+    p.cargo_sandboxed(Some("docker"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[ERROR] -Zsandboxed-build-scripts: unknown sandbox runner `docker`, expected `noop`, `wasmtime` or `native`
+
+"#]])
+        .run();
+}
+
+#[cargo_test]
+fn runners_not_yet_implemented_are_an_error() {
+    let p = codegen_project("").build();
+
+    p.cargo_sandboxed(Some("native"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[ERROR] failed to set up the `native` sandbox for the build script of `foo v0.1.0 ([ROOT]/foo)`
+
+Caused by:
+  the `native` sandbox runner is not implemented yet
+  [HELP] choose the `noop` runner with `-Zsandboxed-build-scripts=noop`
+
+"#]])
+        .run();
+    p.cargo_sandboxed(Some("wasmtime"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[ERROR] failed to set up the `wasmtime` sandbox for the build script of `foo v0.1.0 ([ROOT]/foo)`
+
+Caused by:
+  the `wasmtime` sandbox runner is not implemented yet
+  [HELP] choose the `noop` runner with `-Zsandboxed-build-scripts=noop`
+
+"#]])
+        .run();
+}
+
+#[cargo_test]
+fn auto_picks_native_unless_the_package_asks_for_wasmtime() {
+    let p = codegen_project("").build();
+    p.cargo_sandboxed(None, "build")
+        .with_status(101)
+        .with_stderr_contains("[ERROR] failed to set up the `native` sandbox for the build script of `foo v0.1.0 ([ROOT]/foo)`")
+        .run();
+
+    let p = codegen_project(
+        r#"
+        [package.build-sandbox]
+        runner = "wasmtime"
+        "#,
+    )
+    .build();
+    p.cargo_sandboxed(None, "build")
+        .with_status(101)
+        .with_stderr_contains("[ERROR] failed to set up the `wasmtime` sandbox for the build script of `foo v0.1.0 ([ROOT]/foo)`")
+        .run();
+}
+
+#[cargo_test]
+fn runner_from_config() {
+    let p = codegen_project("")
+        .file(
+            ".cargo/config.toml",
+            r#"
+            [build-sandbox]
+            runner = "noop"
+            "#,
+        )
+        .build();
+
+    p.cargo_sandboxed(None, "build -v")
+        .with_stderr_contains(
+            "[..]Sandboxing build script of `foo v0.1.0 ([ROOT]/foo)` with `noop`: [..]",
+        )
+        .run();
+    // The command line wins over the configuration.
+    p.cargo_sandboxed(Some("native"), "build")
+        .with_status(101)
+        .with_stderr_contains("[ERROR] failed to set up the `native` sandbox [..]")
+        .run();
+}
+
+#[cargo_test]
+fn flag_from_unstable_config_table() {
+    let p = codegen_project("")
+        .file(
+            ".cargo/config.toml",
+            r#"
+            [unstable]
+            sandboxed-build-scripts = "noop"
+            "#,
+        )
+        .build();
+
+    p.cargo("build -v")
+        .masquerade_as_nightly_cargo(&["sandboxed-build-scripts"])
+        .with_stderr_contains(
+            "[..]Sandboxing build script of `foo v0.1.0 ([ROOT]/foo)` with `noop`: [..]",
+        )
+        .run();
+}
+
+#[cargo_test]
+fn unknown_runner_in_config() {
+    let p = codegen_project("")
+        .file(
+            ".cargo/config.toml",
+            r#"
+            [build-sandbox]
+            runner = "docker"
+            "#,
+        )
+        .build();
+
+    p.cargo_sandboxed(None, "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[ERROR] invalid `build-sandbox.runner` in [ROOT]/foo/.cargo/config.toml: unknown runner `docker`, expected `auto`, `noop`, `wasmtime` or `native`
+
+"#]])
+        .run();
+}
+
+#[cargo_test]
+fn invalid_grant_in_config() {
+    let p = codegen_project("")
+        .file(
+            ".cargo/config.toml",
+            r#"
+            [build-sandbox.allow.foo]
+            reed = ["data"]
+            "#,
+        )
+        .build();
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[ERROR] invalid `build-sandbox.allow.foo.reed` in [ROOT]/foo/.cargo/config.toml: unknown field `reed`, expected one of `runner`, `read`, `write`, `env`, `run`, `net`, `presets`, `clock`, `random`, `limits`
+
+"#]])
+        .run();
+}
+
+#[cargo_test]
+fn invalid_package_in_grant_key() {
+    let p = codegen_project("")
+        .file(
+            ".cargo/config.toml",
+            r#"
+            [build-sandbox.allow."foo@not-a-version"]
+            clock = true
+            "#,
+        )
+        .build();
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[ERROR] invalid `build-sandbox.allow."foo@not-a-version"` in [ROOT]/foo/.cargo/config.toml: invalid version requirement in `foo@not-a-version`: unexpected character 'n' while parsing major version number
+
+"#]])
+        .run();
+}
+
+#[cargo_test]
+fn grants_show_in_the_verbose_policy() {
+    let p = codegen_project(
+        r#"
+        [package.build-sandbox]
+        env = ["CC"]
+        "#,
+    )
+    .file(
+        ".cargo/config.toml",
+        r#"
+        [build-sandbox.allow."foo@0.1"]
+        read = ["vendor/include"]
+        clock = true
+        [build-sandbox.allow."foo@2"]
+        random = true
+        [build-sandbox.allow."*"]
+        env = ["LANG"]
+        "#,
+    )
+    .build();
+
+    p.cargo_sandboxed(Some("noop"), "build -v")
+        .with_stderr_contains("[..]Sandboxing build script of `foo v0.1.0 ([ROOT]/foo)` with `noop`: read [[ROOT]/foo, [ROOT]/foo/vendor/include]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp]; env [CC, LANG]; clock")
+        .run();
+}

@@ -294,7 +294,10 @@ pub fn build(ws: &Workspace) -> Result<PathBuf> {
         .env(
             "CFG_VER_DESCRIPTION",
             format!("build-sandbox fork of cargo {version}"),
-        ))
+        )
+        // Cargo's build script would show the commit of whichever tree first ran it in
+        // `target/fork`: its output does not depend on the tree's `HEAD`.
+        .env("CFG_OMIT_GIT_HASH", "1"))
     .context("failed to build the fork")?;
     let binary = ws.fork_target().join("release/cargo");
     let elapsed = util::elapsed(start.elapsed());

@@ -156,11 +156,7 @@ fn make_tree(ws: &Workspace, dir: &Path, pins: &[Pin], series: &[String]) -> Res
     fs::write(dir.join(".git/info/exclude"), "/target\n")
         .context("failed to write `.git/info/exclude` of the fork working tree")?;
     run(git(dir).args(["add", "--all", "--force", "."]))?;
-    let pinned: Vec<String> = pins
-        .iter()
-        .map(|p| format!("{} {}", p.name, p.version))
-        .collect();
-    let message = format!("pristine upstream: {}", pinned.join(", "));
+    let message = format!("pristine upstream: {}", describe(pins));
     run(git(dir).args(["commit", "-q", "--no-verify", "-m", &message]))?;
     // The lockfile of the patched tree is `fork/Cargo.lock`, not part of the patches.
     if dir.join("Cargo.lock").exists() {
@@ -456,6 +452,7 @@ fn find_crate(cargo_home: &Path, pin: &Pin) -> Option<PathBuf> {
 /// Has stock Cargo download the pinned crates into its registry cache, as dependencies of a
 /// throwaway package.
 fn fetch(pins: &[Pin]) -> Result<()> {
+    status("Fetching", describe(pins));
     let dir = std::env::temp_dir().join(format!("xtask-fork-fetch-{}", std::process::id()));
     let mut manifest = String::from(
         "[package]\nname = \"fork-fetch\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
@@ -464,28 +461,26 @@ fn fetch(pins: &[Pin]) -> Result<()> {
     for pin in pins {
         manifest.push_str(&format!("{} = \"={}\"\n", pin.name, pin.version));
     }
-    let result = fs::create_dir_all(dir.join("src"))
-        .and_then(|()| fs::write(dir.join("Cargo.toml"), manifest))
-        .and_then(|()| fs::write(dir.join("src/lib.rs"), ""))
-        .with_context(|| {
-            format!(
-                "failed to write a package to fetch with in `{}`",
-                dir.display()
-            )
-        })
-        .and_then(|()| {
-            let names: Vec<String> = pins
-                .iter()
-                .map(|p| format!("{} {}", p.name, p.version))
-                .collect();
-            status("Fetching", names.join(", "));
-            run(util::cargo()
-                .arg("fetch")
-                .arg("--manifest-path")
-                .arg(dir.join("Cargo.toml")))
-        });
+    let result = (|| {
+        fs::create_dir_all(dir.join("src"))?;
+        fs::write(dir.join("src/lib.rs"), "")?;
+        fs::write(dir.join("Cargo.toml"), manifest)?;
+        run(util::cargo()
+            .arg("fetch")
+            .arg("--manifest-path")
+            .arg(dir.join("Cargo.toml")))
+    })();
     let _ = fs::remove_dir_all(&dir);
     result.context("failed to fetch the upstream crates of the fork")
+}
+
+/// `cargo 0.98.0, cargo-util-schemas 0.14.1`
+fn describe(pins: &[Pin]) -> String {
+    let pins: Vec<String> = pins
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.version))
+        .collect();
+    pins.join(", ")
 }
 
 /// Unpacks the `.crate` file `bytes` into `dest`, dropping the leading `prefix/` of its paths.

@@ -28,4 +28,7 @@ mod stream;
 pub use effective::{Baseline, EffectivePolicy};
 pub use grants::{Grant, PackageMatcher, RunnerSelection, grants_for};
 pub use policy::{EnvPattern, Limits, NetTarget, PolicyError, Preset, Program, Request};
-pub use runner::{Enforcement, Invocation, RunError, RunnerKind, SandboxRunner};
+pub use runner::{
+    Enforcement, HelperCommand, Invocation, LimitKind, RunError, RunnerContext, RunnerKind,
+    SandboxRunner,
+};

@@ -8,20 +8,25 @@
 //! the callbacks as it arrives (Cargo parses `cargo::` directives and echoes
 //! `-vv` output there) and returning the exit status and the captured output.
 //!
-//! Runners are chosen by [`RunnerKind`] and created by [`create`].
+//! Runners are chosen by [`RunnerKind`] and created by [`create`], which gets
+//! what a runner needs from the embedding program in a [`RunnerContext`].
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::str::FromStr;
+use std::time::Duration;
 
 use crate::EffectivePolicy;
 
+pub mod native;
 mod noop;
 
+#[cfg(target_os = "linux")]
+pub use native::NativeRunner;
 pub use noop::NoopRunner;
 
 /// A line callback: receives one line without its line terminator.
@@ -139,6 +144,15 @@ pub enum RunError {
     },
     /// The runner cannot enforce the policy, or setting up the sandbox failed.
     Sandbox(anyhow::Error),
+    /// The build script exceeded a limit and was stopped.
+    LimitExceeded {
+        /// Which limit.
+        limit: LimitKind,
+        /// The limit as a user would write it, e.g. `60s` or `16MiB`.
+        value: String,
+        /// What the process printed before it was stopped.
+        output: Output,
+    },
 }
 
 impl fmt::Display for RunError {
@@ -147,8 +161,65 @@ impl fmt::Display for RunError {
             RunError::Process(e) => write!(f, "failed to run the process: {e}"),
             RunError::Callback { error, .. } => write!(f, "failed to process its output: {error}"),
             RunError::Sandbox(e) => write!(f, "{e:#}"),
+            RunError::LimitExceeded { limit, value, .. } => {
+                write!(f, "exceeded its {} limit of {value}", limit.key())
+            }
         }
     }
+}
+
+/// A resource limit a runner enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitKind {
+    /// Wall-clock time (`limits.time`).
+    Time,
+    /// Memory (`limits.memory`).
+    Memory,
+    /// Combined stdout and stderr (`limits.output`).
+    Output,
+    /// Number of processes and threads (a runner default, not configurable yet).
+    Processes,
+}
+
+impl LimitKind {
+    /// The key under `limits` that sets this limit, e.g. `time`.
+    pub fn key(self) -> &'static str {
+        match self {
+            LimitKind::Time => "time",
+            LimitKind::Memory => "memory",
+            LimitKind::Output => "output",
+            LimitKind::Processes => "processes",
+        }
+    }
+}
+
+/// Writes a duration in seconds, or milliseconds if it has a fraction, e.g. `60s`.
+pub(crate) fn display_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis.is_multiple_of(1_000) {
+        format!("{}s", millis / 1_000)
+    } else {
+        format!("{millis}ms")
+    }
+}
+
+/// Writes a size in the largest unit of `limits.memory` that divides it, e.g. `16MiB`.
+pub(crate) fn display_size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 6] = [
+        (1 << 30, "GiB"),
+        (1_000_000_000, "GB"),
+        (1 << 20, "MiB"),
+        (1_000_000, "MB"),
+        (1 << 10, "KiB"),
+        (1_000, "KB"),
+    ];
+    UNITS
+        .into_iter()
+        .find(|(unit, _)| bytes.is_multiple_of(*unit))
+        .map_or_else(
+            || format!("{bytes}B"),
+            |(unit, name)| format!("{}{name}", bytes / unit),
+        )
 }
 
 impl std::error::Error for RunError {}
@@ -180,13 +251,62 @@ pub trait SandboxRunner: Send + Sync {
     ) -> Result<Output, RunError>;
 }
 
+/// How a runner can re-enter this crate in a fresh process (the native runner's helper).
+///
+/// The program must call [`native::run_helper_if_requested`] first thing in
+/// its `main`; `args` must make it do so (see [`native::HELPER_ARG`]).
+#[derive(Clone, Debug)]
+pub struct HelperCommand {
+    /// The executable, usually [`std::env::current_exe`].
+    pub program: PathBuf,
+    /// The arguments that select the helper, usually `[HELPER_ARG]`.
+    pub args: Vec<OsString>,
+}
+
+/// What runners need from the embedding program.
+#[derive(Clone, Debug)]
+pub struct RunnerContext {
+    /// How to start the native runner's helper process.
+    pub helper: HelperCommand,
+}
+
 /// Creates the runner of the given kind.
-pub fn create(kind: RunnerKind) -> anyhow::Result<Box<dyn SandboxRunner>> {
+pub fn create(kind: RunnerKind, context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunner>> {
     match kind {
         RunnerKind::Noop => Ok(Box::new(NoopRunner)),
-        RunnerKind::Wasmtime | RunnerKind::Native => anyhow::bail!(
+        RunnerKind::Native => create_native(context),
+        RunnerKind::Wasmtime => anyhow::bail!(
             "the `{kind}` sandbox runner is not implemented yet\n\
              help: choose the `noop` runner with `-Zsandboxed-build-scripts=noop`"
         ),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn create_native(context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunner>> {
+    Ok(Box::new(NativeRunner::new(context.helper.clone())))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn create_native(_context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunner>> {
+    anyhow::bail!(
+        "the `native` sandbox runner is not supported on this platform\n\
+         note: it confines build scripts with Linux namespaces, landlock and seccomp\n\
+         help: choose the `noop` runner with `-Zsandboxed-build-scripts=noop`"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_displayed_as_written() {
+        assert_eq!(display_duration(Duration::from_secs(60)), "60s");
+        assert_eq!(display_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(display_size(16 << 20), "16MiB");
+        assert_eq!(display_size(1 << 30), "1GiB");
+        assert_eq!(display_size(5_000_000), "5MB");
+        assert_eq!(display_size(1234), "1234B");
     }
 }

@@ -53,7 +53,7 @@ impl SandboxRunner for NoopRunner {
             jobserver.configure(&mut command);
         }
         let child = command.spawn().map_err(RunError::Process)?;
-        stream_output(child, on_stdout_line, on_stderr_line)
+        stream_output(child, on_stdout_line, on_stderr_line, None)
     }
 }
 

@@ -1,0 +1,388 @@
+//! The helper: a fresh process that confines itself and then becomes the build script.
+//!
+//! The runner starts the embedding program again (see [`HELPER_ARG`]) in a new
+//! session, with the [`ConfinementSpec`] as JSON on stdin and a *status pipe*
+//! inherited as `status_fd`. Being a fresh, single-threaded process, the helper
+//! may allocate and use the standard library until it calls `execve`; nothing
+//! here runs between `fork` and `exec` of a multi-threaded program.
+//!
+//! ```text
+//! cargo ── helper ── init (PID 1) ── build script ── its children
+//!          outside   └──────── new user, PID, IPC, UTS [and network] namespaces
+//! ```
+//!
+//! 1. The **helper** reads the spec, points stdin at `/dev/null`, forbids core
+//!    dumps, creates the namespaces with `unshare`, maps its user and group to
+//!    themselves, sets `RLIMIT_NPROC` (counted per user namespace, so only the
+//!    script's processes count) and forks. It then waits for init and exits
+//!    the way the build script did, re-raising the signal that killed it.
+//! 2. **init**, PID 1 of the new PID namespace, dies with the helper
+//!    (`PR_SET_PDEATHSIG`), changes to the working directory, marks every
+//!    inherited descriptor but the jobserver's close-on-exec, sets the memory
+//!    limit, empties its capability bounding set, and applies landlock
+//!    (filesystem, TCP ports, signal and abstract-socket scopes, with
+//!    `no_new_privs`) and the seccomp filters. It forks the build script and
+//!    reaps every process until the script exits; then it reports the script's
+//!    status to the helper and exits, and the kernel kills whatever is left in
+//!    the namespace (daemons included).
+//! 3. The **build script** process writes `confined` to the status pipe and
+//!    calls `execve`. The pipe is close-on-exec, so the runner sees end of file
+//!    once the script runs.
+//!
+//! A failure before `execve` is written to the status pipe as `error: <message>`
+//! (`exec: <errno>` when `execve` itself fails), which the runner turns into an
+//! error naming the step; stdout and stderr stay the script's own.
+//!
+//! [`HELPER_ARG`]: super::HELPER_ARG
+
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use landlock::{
+    AccessFs, AccessNet, NetPort, PathBeneath, PathFd, RulesetCreatedAttr, RulesetStatus,
+};
+
+use super::kernel::{LANDLOCK_ABI, landlock_ruleset};
+use super::seccomp;
+use super::spec::{ConfinementSpec, Network, PathAccess};
+
+/// The largest spec the helper reads; environments are large, but not this large.
+const MAX_SPEC_BYTES: u64 = 64 << 20;
+
+/// How the helper exits when it could not even read its spec.
+const EXIT_BAD_SPEC: i32 = 101;
+/// How a process exits after reporting an error on the status pipe.
+const EXIT_SETUP_FAILED: i32 = 126;
+/// How the script's process exits when `execve` failed.
+const EXIT_EXEC_FAILED: i32 = 127;
+
+/// Runs the helper; never returns.
+pub(super) fn main() -> ! {
+    let spec = match read_spec() {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("error: failed to start the sandbox helper: {e:#}");
+            std::process::exit(EXIT_BAD_SPEC);
+        }
+    };
+    // SAFETY: the runner passes the write end of the status pipe as `status_fd`,
+    // and nothing else in this process owns it.
+    let status = Status(unsafe { File::from_raw_fd(spec.status_fd) });
+    let Err(e) = supervise(&spec, &status);
+    status.error(&e);
+    std::process::exit(EXIT_SETUP_FAILED);
+}
+
+fn read_spec() -> anyhow::Result<ConfinementSpec> {
+    let mut bytes = Vec::new();
+    io::stdin()
+        .lock()
+        .take(MAX_SPEC_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .context("failed to read the spec from stdin")?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        bail!("the spec is larger than {MAX_SPEC_BYTES} bytes");
+    }
+    serde_json::from_slice(&bytes).context("failed to parse the spec")
+}
+
+/// The write end of the status pipe.
+struct Status(File);
+
+impl Status {
+    /// Reports a failure; one `write` so that reports of two processes never mix.
+    fn error(&self, e: &anyhow::Error) {
+        let message = format!("{e:#}").replace('\n', " ");
+        let _ = (&self.0).write_all(format!("error: {message}\n").as_bytes());
+    }
+}
+
+/// The helper's part: namespaces, then wait for init.
+fn supervise(spec: &ConfinementSpec, status: &Status) -> anyhow::Result<std::convert::Infallible> {
+    let null = File::open("/dev/null").context("failed to open `/dev/null`")?;
+    // SAFETY: plain system calls on descriptors this process owns.
+    unsafe {
+        check(libc::dup2(null.as_raw_fd(), 0)).context("failed to redirect stdin")?;
+    }
+    set_limit(libc::RLIMIT_CORE, "core dumps", 0)?;
+
+    // SAFETY: no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let mut flags =
+        libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    if spec.network == Network::Isolated {
+        flags |= libc::CLONE_NEWNET;
+    }
+    // SAFETY: this process is single-threaded, as `CLONE_NEWUSER` requires.
+    check(unsafe { libc::unshare(flags) })
+        .context("failed to create the namespaces of the build script")?;
+    std::fs::write("/proc/self/setgroups", "deny")
+        .and_then(|()| std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")))
+        .and_then(|()| std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")))
+        .context("failed to map the user in the new user namespace")?;
+    set_limit(libc::RLIMIT_NPROC, "processes", spec.limits.processes)?;
+
+    let (result_read, result_write) = pipe().context("failed to create a pipe")?;
+    match fork().context("failed to start the init process of the build script")? {
+        0 => {
+            drop(result_read);
+            init(spec, status, result_write)
+        }
+        init => {
+            drop(result_write);
+            wait_and_exit(init, result_read)
+        }
+    }
+}
+
+/// Waits for init and exits as the build script did.
+fn wait_and_exit(init: libc::pid_t, result: OwnedFd) -> ! {
+    let init_status = wait(init);
+    // init reports the script's status; without a report (init was killed) its own counts.
+    let mut bytes = [0; 4];
+    let status = match File::from(result).read_exact(&mut bytes) {
+        Ok(()) => i32::from_ne_bytes(bytes),
+        Err(_) => init_status,
+    };
+    exit_like(status)
+}
+
+/// PID 1 of the namespace: confine, start the script, reap.
+fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
+    let script =
+        match confine(spec).and_then(|()| fork().context("failed to start the build script")) {
+            Ok(0) => exec(spec, status),
+            Ok(script) => script,
+            Err(e) => {
+                status.error(&e);
+                std::process::exit(EXIT_SETUP_FAILED);
+            }
+        };
+    loop {
+        let mut raw = 0;
+        // SAFETY: a plain system call.
+        let pid = unsafe { libc::waitpid(-1, &mut raw, 0) };
+        if pid == script {
+            let _ = File::from(result).write_all(&raw.to_ne_bytes());
+            std::process::exit(0);
+        }
+        if pid < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            std::process::exit(EXIT_SETUP_FAILED);
+        }
+    }
+}
+
+/// Confines the calling process; everything it starts inherits the confinement.
+fn confine(spec: &ConfinementSpec) -> anyhow::Result<()> {
+    // SAFETY: plain system calls with valid arguments.
+    unsafe {
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))
+            .context("failed to tie the build script to the helper")?;
+    }
+    std::env::set_current_dir(&spec.cwd)
+        .with_context(|| format!("failed to change to the directory `{}`", spec.cwd.display()))?;
+    // SAFETY: marks descriptors close-on-exec, closing none.
+    unsafe {
+        check(libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        ))
+        .context("failed to mark inherited file descriptors close-on-exec")?;
+        for &fd in &spec.keep_fds {
+            check(libc::fcntl(fd, libc::F_SETFD, 0))
+                .with_context(|| format!("failed to keep the jobserver's file descriptor {fd}"))?;
+        }
+    }
+    if let Some(memory) = spec.limits.memory {
+        set_limit(libc::RLIMIT_AS, "memory", memory)?;
+    }
+    drop_capabilities()?;
+    restrict_access(spec)?;
+    for filter in seccomp::filters(spec.network)? {
+        seccompiler::apply_filter(&filter).context("failed to install the seccomp filter")?;
+    }
+    Ok(())
+}
+
+/// Empties the capability bounding set: the script gets no capability, even
+/// in its own user namespace, from `execve`.
+fn drop_capabilities() -> anyhow::Result<()> {
+    for capability in 0..64 {
+        // SAFETY: a plain system call; `EINVAL` ends the list of capabilities.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, capability as libc::c_ulong) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) && capability > 0 {
+                break;
+            }
+            return Err(anyhow::Error::new(e).context("failed to drop capabilities"));
+        }
+    }
+    Ok(())
+}
+
+/// Applies the landlock ruleset: the spec's paths and ports, and the scopes.
+fn restrict_access(spec: &ConfinementSpec) -> anyhow::Result<()> {
+    let failed = "failed to restrict filesystem and network access with landlock";
+    let mut ruleset = landlock_ruleset().context(failed)?;
+    for (path, access) in &spec.paths {
+        let rule = path_rule(path, *access)
+            .with_context(|| format!("failed to add a landlock rule for `{}`", path.display()))?;
+        ruleset = ruleset.add_rule(rule).context(failed)?;
+    }
+    for &port in &spec.tcp_connect {
+        ruleset = ruleset
+            .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
+            .context(failed)?;
+    }
+    let status = ruleset.restrict_self().context(failed)?;
+    if status.ruleset != RulesetStatus::FullyEnforced || !status.no_new_privs {
+        bail!("{failed}: the kernel enforces the ruleset only partially ({status:?})");
+    }
+    Ok(())
+}
+
+fn path_rule(path: &Path, access: PathAccess) -> anyhow::Result<PathBeneath<PathFd>> {
+    let mut rights = AccessFs::ReadFile | AccessFs::ReadDir;
+    if access.execute {
+        rights |= AccessFs::Execute;
+    }
+    if access.write {
+        rights |= AccessFs::from_write(LANDLOCK_ABI);
+    }
+    let fd = PathFd::new(path)?;
+    if !std::fs::metadata(path)?.is_dir() {
+        rights &= AccessFs::from_file(LANDLOCK_ABI);
+    }
+    Ok(PathBeneath::new(fd, rights))
+}
+
+/// The script's process: report success and become the build script.
+fn exec(spec: &ConfinementSpec, status: &Status) -> ! {
+    let prepared = (|| {
+        let program = c_string(spec.program.as_os_str())?;
+        let mut argv = vec![program.clone()];
+        for arg in &spec.args {
+            argv.push(c_string(arg)?);
+        }
+        let mut envp = Vec::new();
+        for (name, value) in &spec.env {
+            let mut entry = name.clone().into_bytes();
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_bytes());
+            envp.push(CString::new(entry).context("an environment variable contains a NUL byte")?);
+        }
+        anyhow::Ok((program, argv, envp))
+    })();
+    let (program, argv, envp) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            status.error(&e);
+            std::process::exit(EXIT_SETUP_FAILED);
+        }
+    };
+    let pointers = |strings: &[CString]| {
+        let mut pointers: Vec<_> = strings.iter().map(|s| s.as_ptr()).collect();
+        pointers.push(std::ptr::null());
+        pointers
+    };
+    let (argv_ptrs, envp_ptrs) = (pointers(&argv), pointers(&envp));
+    let _ = (&status.0).write_all(b"confined\n");
+    // SAFETY: the Rust runtime of the helper ignores `SIGPIPE`; the script gets
+    // the default, as from `std::process::Command`. Every pointer refers to a
+    // NUL-terminated string that outlives the call, and both arrays end with a
+    // null pointer.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::execve(program.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr());
+    }
+    let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    let _ = (&status.0).write_all(format!("exec: {errno}\n").as_bytes());
+    std::process::exit(EXIT_EXEC_FAILED);
+}
+
+fn c_string(s: &OsStr) -> anyhow::Result<CString> {
+    CString::new(s.as_bytes()).with_context(|| format!("{s:?} contains a NUL byte"))
+}
+
+/// Exits with `status` as returned by `waitpid`: the same code, or the same signal.
+fn exit_like(status: i32) -> ! {
+    if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        // SAFETY: plain system calls; core dumps are off (`RLIMIT_CORE` is 0).
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            let mut set = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, signal);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::raise(signal);
+        }
+        std::process::exit(128 + signal);
+    }
+    std::process::exit(libc::WEXITSTATUS(status))
+}
+
+fn wait(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    // SAFETY: a plain system call.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // The child is gone without a status: report it as killed.
+            return libc::SIGKILL;
+        }
+    }
+    status
+}
+
+fn fork() -> io::Result<libc::pid_t> {
+    // SAFETY: the process is single-threaded, so the child may do anything.
+    let pid = unsafe { libc::fork() };
+    check(pid)?;
+    Ok(pid)
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors, which this process then owns.
+    unsafe {
+        check(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
+        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
+}
+
+#[cfg(target_env = "gnu")]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type Resource = libc::c_int;
+
+/// Lowers the soft and hard limit of `resource` to `value` (never raises them).
+fn set_limit(resource: Resource, name: &str, value: u64) -> anyhow::Result<()> {
+    let failed = || format!("failed to limit {name} to {value}");
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls with valid pointers.
+    unsafe {
+        check(libc::getrlimit(resource, &mut limit)).with_context(failed)?;
+        let value = libc::rlim_t::try_from(value).unwrap_or(libc::RLIM_INFINITY);
+        limit.rlim_max = limit.rlim_max.min(value);
+        limit.rlim_cur = limit.rlim_max;
+        check(libc::setrlimit(resource, &limit)).with_context(failed)
+    }
+}
+
+/// Turns a `-1` return of a system call into the error in `errno`.
+fn check(result: libc::c_int) -> io::Result<()> {
+    if result < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,60 @@
+//! The `native` runner: the unmodified build script, confined by the Linux kernel.
+//!
+//! For each build script the runner, in Cargo's process,
+//!
+//! 1. resolves the invocation and its policy into a [`spec::ConfinementSpec`]:
+//!    the exact environment, filesystem rules, TCP ports, network mode, limits
+//!    and the descriptors to keep (the jobserver's);
+//! 2. starts the *helper*: Cargo's own executable again, with [`HELPER_ARG`]
+//!    (see [`crate::RunnerContext`]), in a session of its own, with the spec as
+//!    JSON on stdin and a status pipe;
+//! 3. streams the script's output like the `noop` runner, while a watchdog kills
+//!    the session when the time or output limit is exceeded;
+//! 4. reads the status pipe to tell a script that ran from a confinement that
+//!    failed.
+//!
+//! The helper ([`helper`]) puts the script in new user, PID, IPC, UTS and (without
+//! `net` grants) network namespaces, under landlock (filesystem, TCP, signal and
+//! abstract unix socket scopes), seccomp and resource limits, with an init
+//! process that takes every process of the script down with it.
+//!
+//! Cargo must call [`run_helper_if_requested`] first thing in `main`. The runner
+//! exists only on Linux; elsewhere the helper refuses to run.
+
+use std::ffi::OsStr;
+
+#[cfg(target_os = "linux")]
+mod helper;
+#[cfg(target_os = "linux")]
+mod kernel;
+#[cfg(target_os = "linux")]
+mod run;
+#[cfg(target_os = "linux")]
+mod seccomp;
+#[cfg(target_os = "linux")]
+mod spec;
+
+#[cfg(target_os = "linux")]
+pub use run::NativeRunner;
+
+/// The argument that makes Cargo's `main` run the helper.
+pub const HELPER_ARG: &str = "__build-sandbox-helper";
+
+/// Called first thing in Cargo's `main`: if the first argument is
+/// [`HELPER_ARG`], runs the helper (reading its spec from stdin) and exits the
+/// process; otherwise returns immediately.
+///
+/// The process must still be single-threaded: the helper creates a user
+/// namespace, which a multi-threaded process cannot.
+pub fn run_helper_if_requested() {
+    if std::env::args_os().nth(1).as_deref() != Some(OsStr::new(HELPER_ARG)) {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    helper::main();
+    #[cfg(not(target_os = "linux"))]
+    {
+        eprintln!("error: the `native` sandbox runner is not supported on this platform");
+        std::process::exit(101);
+    }
+}

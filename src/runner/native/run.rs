@@ -1,0 +1,305 @@
+//! [`NativeRunner`]: starts the helper and turns what it reports into a result.
+//!
+//! The status pipe is how the runner tells the two kinds of failure apart: the
+//! helper writes `error: <message>` when a confinement step fails and
+//! `exec: <errno>` when `execve` fails, and the script's process writes
+//! `confined` just before `execve`. The pipe is read once the helper has exited,
+//! when every write end is closed. A helper that wrote nothing never got as far
+//! as reading its spec (the program does not call
+//! [`run_helper_if_requested`](super::run_helper_if_requested), say).
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use anyhow::Context;
+
+use super::kernel;
+use super::spec::{ConfinementSpec, PathAccess};
+use crate::EffectivePolicy;
+use crate::runner::{
+    Enforcement, HelperCommand, Invocation, LineCallback, RunError, RunnerKind, SandboxRunner,
+};
+use crate::stream::{Watchdog, stream_output};
+
+/// Runs build scripts confined by namespaces, landlock and seccomp.
+#[derive(Clone, Debug)]
+pub struct NativeRunner {
+    helper: HelperCommand,
+}
+
+impl NativeRunner {
+    /// A runner that starts its helper with `helper`.
+    pub fn new(helper: HelperCommand) -> NativeRunner {
+        NativeRunner { helper }
+    }
+}
+
+impl SandboxRunner for NativeRunner {
+    fn kind(&self) -> RunnerKind {
+        RunnerKind::Native
+    }
+
+    fn enforcement(&self) -> Enforcement {
+        Enforcement {
+            filesystem: true,
+            environment: true,
+            network: true,
+            programs: true,
+            determinism: false,
+            limits: true,
+        }
+    }
+
+    fn check(&self, _policy: &EffectivePolicy) -> anyhow::Result<()> {
+        kernel::check_support()
+    }
+
+    fn run(
+        &self,
+        invocation: &Invocation<'_>,
+        on_stdout_line: LineCallback<'_>,
+        on_stderr_line: LineCallback<'_>,
+    ) -> Result<Output, RunError> {
+        kernel::check_support().map_err(RunError::Sandbox)?;
+        let policy = invocation.policy;
+        reset_dir(&policy.baseline.temp_dir).map_err(RunError::Sandbox)?;
+        let mut spec = ConfinementSpec::resolve(invocation).map_err(RunError::Sandbox)?;
+
+        let (status_read, status_write) = pipe()
+            .context("failed to create a pipe")
+            .map_err(RunError::Sandbox)?;
+        let mut command = Command::new(&self.helper.program);
+        command
+            .args(&self.helper.args)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(jobserver) = invocation.jobserver {
+            jobserver.configure(&mut command);
+            share_jobserver(&command, &mut spec);
+        }
+        let status_fd = status_write.as_raw_fd();
+        spec.status_fd = status_fd;
+        // SAFETY: only async-signal-safe system calls between `fork` and `exec`.
+        unsafe {
+            command.pre_exec(move || {
+                // A session of its own: the watchdog kills it as a group, and the
+                // script has no controlling terminal.
+                check(libc::setsid())?;
+                check(libc::fcntl(status_fd, libc::F_SETFD, 0))?;
+                // Cargo's thread waits for the helper; if it dies, so does the sandbox.
+                check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))
+            });
+        }
+        let json = serde_json::to_vec(&spec)
+            .context("failed to serialize the confinement of the build script")
+            .map_err(RunError::Sandbox)?;
+
+        let mut child = command
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "failed to start the sandbox helper `{}`",
+                    self.helper.program.display()
+                )
+            })
+            .map_err(RunError::Sandbox)?;
+        drop(status_write);
+        if let Some(mut stdin) = child.stdin.take() {
+            // A helper that exits early closes the pipe; its report says why.
+            let _ = stdin.write_all(&json);
+        }
+        let Ok(session) = libc::pid_t::try_from(child.id()) else {
+            return Err(RunError::Sandbox(anyhow::anyhow!(
+                "the sandbox helper has an invalid process id {}",
+                child.id()
+            )));
+        };
+        let stop = move || {
+            // SAFETY: a plain system call. The helper is not reaped before
+            // `stream_output` returns, so the session id cannot be reused.
+            unsafe { libc::kill(-session, libc::SIGKILL) };
+        };
+        let watchdog = Watchdog {
+            time: policy.limits.time,
+            output: policy.limits.output,
+            stop: &stop,
+        };
+        let result = stream_output(child, on_stdout_line, on_stderr_line, Some(&watchdog));
+
+        let mut report = String::new();
+        File::from(status_read)
+            .read_to_string(&mut report)
+            .context("failed to read the report of the sandbox helper")
+            .map_err(RunError::Sandbox)?;
+        interpret(&report, result, &self.helper.program)
+    }
+}
+
+/// Combines the helper's report with the result of streaming.
+fn interpret(
+    report: &str,
+    result: Result<Output, RunError>,
+    helper: &Path,
+) -> Result<Output, RunError> {
+    let mut confined = false;
+    for line in report.lines() {
+        if let Some(message) = line.strip_prefix("error: ") {
+            return Err(RunError::Sandbox(
+                anyhow::anyhow!("{message}").context("failed to confine the build script"),
+            ));
+        } else if let Some(errno) = line.strip_prefix("exec: ") {
+            let errno = errno.parse().unwrap_or(0);
+            return Err(RunError::Process(io::Error::from_raw_os_error(errno)));
+        } else if line == "confined" {
+            confined = true;
+        }
+    }
+    match result {
+        Ok(output) if !confined => {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            Err(RunError::Sandbox(anyhow::anyhow!(
+                "the sandbox helper `{}` exited before confining the build script ({})\n{}\n\
+                 note: the program must call `build_sandbox::runner::native::run_helper_if_requested` \
+                 first thing in `main`",
+                helper.display(),
+                output.status,
+                stderr.trim_end(),
+            )))
+        }
+        result => result,
+    }
+}
+
+/// Passes the jobserver to the script: the variables `configure` set on
+/// `command`, and its descriptors or named pipe.
+fn share_jobserver(command: &Command, spec: &mut ConfinementSpec) {
+    for (name, value) in command.get_envs() {
+        let (Some(name), Some(value)) = (name.to_str(), value) else {
+            continue;
+        };
+        let auth = value
+            .to_str()
+            .unwrap_or_default()
+            .split_ascii_whitespace()
+            .rev()
+            .find_map(|arg| arg.strip_prefix("--jobserver-auth="));
+        match auth.map(|auth| auth.strip_prefix("fifo:").ok_or(auth)) {
+            Some(Ok(fifo)) => spec.grant(Path::new(fifo), PathAccess::READ_WRITE),
+            Some(Err(fds)) => spec
+                .keep_fds
+                .extend(fds.split(',').filter_map(|fd| fd.parse::<i32>().ok())),
+            None => {}
+        }
+        spec.env.insert(name.to_owned(), value.to_owned());
+    }
+    spec.keep_fds.sort_unstable();
+    spec.keep_fds.dedup();
+}
+
+/// Empties `dir`, creating it if needed.
+fn reset_dir(dir: &Path) -> anyhow::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => fs::create_dir_all(dir),
+    }
+    .with_context(|| {
+        format!(
+            "failed to prepare the temporary directory `{}`",
+            dir.display()
+        )
+    })
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors, which this process then owns.
+    unsafe {
+        check(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
+        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
+}
+
+fn check(result: libc::c_int) -> io::Result<()> {
+    if result < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::*;
+
+    fn output(stderr: &str) -> Output {
+        Output {
+            status: ExitStatus::from_raw(0),
+            stdout: Vec::new(),
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn reports_are_interpreted() {
+        let helper = Path::new("/usr/bin/cargo");
+        let ok = interpret("confined\n", Ok(output("")), helper).unwrap();
+        assert!(ok.status.success());
+
+        let err = interpret(
+            "error: failed to create the namespaces of the build script: Operation not permitted (os error 1)\n",
+            Ok(output("")),
+            helper,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "failed to confine the build script: failed to create the namespaces of the build \
+             script: Operation not permitted (os error 1)"
+        );
+
+        let err = interpret("confined\nexec: 2\n", Ok(output("")), helper).unwrap_err();
+        let RunError::Process(e) = err else {
+            panic!("unexpected {err:?}")
+        };
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+
+        let err = interpret("", Ok(output("usage: cargo")), helper).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "the sandbox helper `/usr/bin/cargo` exited before confining the build script \
+                 (exit status: 0)\nusage: cargo\n"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_jobserver_is_shared() {
+        let client = jobserver::Client::new(2).unwrap();
+        let mut command = Command::new("true");
+        client.configure(&mut command);
+        let mut spec: ConfinementSpec = serde_json::from_str(
+            r#"{"program":"/bin/true","args":[],"env":{},"cwd":"/","paths":{},
+                "tcp_connect":[],"network":"Isolated",
+                "limits":{"processes":1,"memory":null},"keep_fds":[],"status_fd":-1}"#,
+        )
+        .unwrap();
+        share_jobserver(&command, &mut spec);
+        assert_eq!(spec.keep_fds.len(), 2);
+        assert!(
+            spec.env["CARGO_MAKEFLAGS"]
+                .to_str()
+                .unwrap()
+                .contains("--jobserver-auth=")
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! The seccomp filters: system calls no build script needs, and that reach
+//! past landlock and the namespaces.
+//!
+//! Everything is allowed except, with `EPERM`:
+//!
+//! * debugging and inspecting other processes (`ptrace`, `process_vm_*`,
+//!   `pidfd_getfd`), which would let the script act through its init process;
+//! * kernel interfaces that landlock does not mediate or that are attack
+//!   surface: `io_uring`, `bpf`, `perf_event_open`, `userfaultfd`, keyrings,
+//!   modules, `kexec`, `open_by_handle_at`;
+//! * new namespaces and mounts (`unshare`, `setns`, namespace flags of `clone`,
+//!   the mount API), so the script stays in the namespaces it was given;
+//! * typing into a terminal (`TIOCSTI`, `TIOCLINUX`);
+//! * sockets other than TCP over IPv4/IPv6 (and UDP when DNS is needed):
+//!   `AF_UNIX` sockets reach daemons by path, which landlock only mediates from
+//!   ABI 9 on (`socketpair` stays allowed), and `AF_VSOCK`, `AF_NETLINK` or
+//!   `AF_PACKET` are not confined by a network namespace or landlock.
+//!
+//! `clone3` fails with `ENOSYS` instead (a second filter): its flags are behind a
+//! pointer a filter cannot read, and libc falls back to `clone`.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use seccompiler::{
+    BackendError, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
+    SeccompFilter, SeccompRule, TargetArch,
+};
+
+use super::spec::Network;
+
+/// System calls denied whatever their arguments.
+const DENIED: &[i64] = &[
+    libc::SYS_ptrace,
+    libc::SYS_process_vm_readv,
+    libc::SYS_process_vm_writev,
+    libc::SYS_pidfd_getfd,
+    libc::SYS_io_uring_setup,
+    libc::SYS_io_uring_enter,
+    libc::SYS_io_uring_register,
+    libc::SYS_bpf,
+    libc::SYS_perf_event_open,
+    libc::SYS_userfaultfd,
+    libc::SYS_keyctl,
+    libc::SYS_add_key,
+    libc::SYS_request_key,
+    libc::SYS_kexec_load,
+    libc::SYS_kexec_file_load,
+    libc::SYS_init_module,
+    libc::SYS_finit_module,
+    libc::SYS_delete_module,
+    libc::SYS_open_by_handle_at,
+    libc::SYS_name_to_handle_at,
+    libc::SYS_mount,
+    libc::SYS_umount2,
+    libc::SYS_pivot_root,
+    libc::SYS_chroot,
+    libc::SYS_open_tree,
+    libc::SYS_move_mount,
+    libc::SYS_fsopen,
+    libc::SYS_fsconfig,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_mount_setattr,
+    libc::SYS_setns,
+    libc::SYS_unshare,
+    libc::SYS_swapon,
+    libc::SYS_swapoff,
+    libc::SYS_reboot,
+    libc::SYS_acct,
+    libc::SYS_syslog,
+];
+
+/// `clone` flags that create namespaces.
+const NAMESPACE_FLAGS: &[u64] = &[
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+    libc::CLONE_NEWTIME as u64,
+];
+
+/// The socket types a script never gets, whatever the network policy.
+const DENIED_SOCKET_TYPES: &[i32] = &[
+    libc::SOCK_RAW,
+    libc::SOCK_RDM,
+    libc::SOCK_SEQPACKET,
+    libc::SOCK_DCCP,
+];
+
+/// The filters to install, in order.
+pub(super) fn filters(network: Network) -> anyhow::Result<Vec<BpfProgram>> {
+    build(network).context("failed to build the seccomp filter")
+}
+
+fn build(network: Network) -> Result<Vec<BpfProgram>, BackendError> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH)?;
+    let mut denied: BTreeMap<i64, Vec<SeccompRule>> = DENIED
+        .iter()
+        .map(|&syscall| (syscall, Vec::new()))
+        .collect();
+    denied.insert(
+        libc::SYS_clone,
+        NAMESPACE_FLAGS
+            .iter()
+            .map(|&flag| rule(vec![arg(0, SeccompCmpOp::MaskedEq(flag), flag)?]))
+            .collect::<Result<_, _>>()?,
+    );
+    denied.insert(
+        libc::SYS_ioctl,
+        [libc::TIOCSTI, libc::TIOCLINUX]
+            .into_iter()
+            .map(|request| rule(vec![arg(1, SeccompCmpOp::Eq, request)?]))
+            .collect::<Result<_, _>>()?,
+    );
+    denied.insert(libc::SYS_socket, socket_rules(network)?);
+    denied.insert(
+        libc::SYS_socketpair,
+        vec![rule(vec![arg(0, SeccompCmpOp::Ne, libc::AF_UNIX as u64)?])?],
+    );
+    let clone3 = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
+
+    [(denied, libc::EPERM), (clone3, libc::ENOSYS)]
+        .into_iter()
+        .map(|(rules, errno)| {
+            let filter = SeccompFilter::new(
+                rules,
+                SeccompAction::Allow,
+                SeccompAction::Errno(errno as u32),
+                arch,
+            )?;
+            BpfProgram::try_from(filter)
+        })
+        .collect()
+}
+
+/// `socket(domain, type, protocol)` calls to deny.
+fn socket_rules(network: Network) -> Result<Vec<SeccompRule>, BackendError> {
+    let inet = [libc::AF_INET as u64, libc::AF_INET6 as u64];
+    // Any family but IPv4 and IPv6.
+    let mut rules = vec![rule(vec![
+        arg(0, SeccompCmpOp::Ne, inet[0])?,
+        arg(0, SeccompCmpOp::Ne, inet[1])?,
+    ])?];
+    let udp = matches!(network, Network::Host { udp: true });
+    let mut denied_types = DENIED_SOCKET_TYPES.to_vec();
+    let mut protocols = vec![0, libc::IPPROTO_TCP as u64];
+    if udp {
+        protocols.push(libc::IPPROTO_UDP as u64);
+    } else {
+        denied_types.push(libc::SOCK_DGRAM);
+    }
+    for family in inet {
+        // The type's low bits, without `SOCK_NONBLOCK` and `SOCK_CLOEXEC`.
+        for socket_type in &denied_types {
+            rules.push(rule(vec![
+                arg(0, SeccompCmpOp::Eq, family)?,
+                arg(1, SeccompCmpOp::MaskedEq(0xf), *socket_type as u64)?,
+            ])?);
+        }
+        // Protocols landlock does not mediate, such as MPTCP or SCTP.
+        let mut conditions = vec![arg(0, SeccompCmpOp::Eq, family)?];
+        for &protocol in &protocols {
+            conditions.push(arg(2, SeccompCmpOp::Ne, protocol)?);
+        }
+        rules.push(rule(conditions)?);
+    }
+    Ok(rules)
+}
+
+/// A condition on the low 32 bits of argument `index`.
+fn arg(index: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, BackendError> {
+    SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value)
+}
+
+/// A rule that matches when every condition holds.
+fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, BackendError> {
+    SeccompRule::new(conditions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_compile_for_every_network_mode() {
+        for network in [
+            Network::Isolated,
+            Network::Host { udp: false },
+            Network::Host { udp: true },
+        ] {
+            let filters = filters(network).unwrap();
+            assert_eq!(filters.len(), 2);
+            assert!(filters.iter().all(|filter| !filter.is_empty()));
+        }
+    }
+}

@@ -1,0 +1,513 @@
+//! The [`ConfinementSpec`]: an [`Invocation`] and its policy, resolved for the helper.
+//!
+//! Everything that depends on Cargo's process (its `PATH`, its environment, the
+//! sysroot of `RUSTC`, which system directories exist) is decided here, in
+//! Cargo's process, so that the helper only applies a plain list of rules:
+//!
+//! * the **environment** starts empty and gets the variables Cargo sets, the
+//!   variables the policy passes through, `TMPDIR` and `HOME` (both the private
+//!   temporary directory), and `PATH` only when the policy runs programs;
+//! * the **filesystem** rules: the baseline (package root, `OUT_DIR`, the
+//!   temporary directory, the script itself, the dynamic loader and system
+//!   libraries, a few device files), `RUSTC` with its sysroot (every script may
+//!   probe the compiler), the presets, and the policy's `read`, `write` and `run`;
+//! * the **network**: no `net` entry means a network namespace of its own;
+//!   otherwise TCP connections to the granted ports only.
+//!
+//! Paths that do not exist are left out: a rule can only be attached to an
+//! existing file, and what does not exist cannot be read.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fs;
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::runner::Invocation;
+use crate::{EnvPattern, Preset, Program};
+
+/// The default of the process limit: processes and threads of one build script.
+pub(super) const DEFAULT_PROCESSES: u64 = 512;
+
+/// Directories of the dynamic loader and the system libraries every program needs.
+const SYSTEM_LIBRARIES: &[&str] = &[
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/usr/lib",
+    "/usr/lib32",
+    "/usr/lib64",
+];
+/// Files the dynamic loader and libc read at startup.
+const SYSTEM_FILES: &[&str] = &[
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/dev/zero",
+    "/dev/random",
+    "/dev/urandom",
+];
+/// Files every script may write to.
+const SYSTEM_SINKS: &[&str] = &["/dev/null"];
+
+/// The `cc` preset: the compiler drivers, their internal programs and the linker.
+const CC_PROGRAMS: &[&str] = &["/usr/bin", "/bin", "/usr/libexec", "/usr/local/bin"];
+/// The `cc` preset: headers and the compilers' data.
+const CC_DATA: &[&str] = &[
+    "/usr/include",
+    "/usr/local/include",
+    "/usr/local/lib",
+    "/usr/share",
+];
+/// The `cc` preset: what goes on `PATH`.
+const CC_PATH: &[&str] = &["/usr/bin", "/bin"];
+
+/// The `pkg-config` preset: the default search paths (`/usr/lib/<triple>/pkgconfig` is added
+/// for each directory found in `/usr/lib`).
+const PKG_CONFIG_DIRS: &[&str] = &[
+    "/usr/lib/pkgconfig",
+    "/usr/lib64/pkgconfig",
+    "/usr/share/pkgconfig",
+    "/usr/local/lib/pkgconfig",
+    "/usr/local/share/pkgconfig",
+];
+
+/// What a script needs to resolve host names and verify TLS certificates.
+const NET_FILES: &[&str] = &[
+    "/etc/hosts",
+    "/etc/host.conf",
+    "/etc/nsswitch.conf",
+    "/etc/resolv.conf",
+    "/etc/gai.conf",
+    "/etc/services",
+    "/etc/ssl/certs",
+    "/etc/ca-certificates",
+    "/etc/pki/tls/certs",
+    "/etc/pki/ca-trust",
+    "/usr/share/ca-certificates",
+];
+
+/// Everything the helper needs to confine and start one build script.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct ConfinementSpec {
+    /// The build-script executable.
+    pub program: PathBuf,
+    /// Its arguments, without the program name.
+    pub args: Vec<OsString>,
+    /// Its complete environment.
+    pub env: BTreeMap<String, OsString>,
+    /// Its working directory.
+    pub cwd: PathBuf,
+    /// Filesystem rules: each path and everything beneath it.
+    pub paths: BTreeMap<PathBuf, PathAccess>,
+    /// TCP ports the script may connect to.
+    pub tcp_connect: BTreeSet<u16>,
+    /// How the script reaches the network.
+    pub network: Network,
+    /// Resource limits applied with `setrlimit`.
+    pub limits: ProcessLimits,
+    /// Inherited descriptors the script keeps (the jobserver's pipe).
+    pub keep_fds: Vec<i32>,
+    /// Where the helper reports on the confinement (see the module `helper`).
+    pub status_fd: i32,
+}
+
+/// What a script may do with a path and what is beneath it; reading is always allowed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct PathAccess {
+    /// Create, change and remove files.
+    pub write: bool,
+    /// Execute programs.
+    pub execute: bool,
+}
+
+impl PathAccess {
+    pub const READ: PathAccess = PathAccess {
+        write: false,
+        execute: false,
+    };
+    pub const READ_WRITE: PathAccess = PathAccess {
+        write: true,
+        execute: false,
+    };
+    pub const READ_EXECUTE: PathAccess = PathAccess {
+        write: false,
+        execute: true,
+    };
+}
+
+/// How a script reaches the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum Network {
+    /// A network namespace of its own, with no interface up: no network at all.
+    Isolated,
+    /// The host's network, limited to TCP connections to the granted ports.
+    Host {
+        /// Whether UDP sockets are allowed, for DNS: a granted host is a name.
+        udp: bool,
+    },
+}
+
+/// Limits applied with `setrlimit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct ProcessLimits {
+    /// `RLIMIT_NPROC`: processes and threads in the script's user namespace.
+    pub processes: u64,
+    /// `RLIMIT_AS`: the address space of each process, in bytes.
+    pub memory: Option<u64>,
+}
+
+impl ConfinementSpec {
+    /// Resolves `invocation` against Cargo's process; descriptors are filled in by the runner.
+    pub fn resolve(invocation: &Invocation<'_>) -> anyhow::Result<ConfinementSpec> {
+        let policy = invocation.policy;
+        let baseline = &policy.baseline;
+        let mut spec = ConfinementSpec {
+            program: invocation.program.to_owned(),
+            args: invocation.args.to_vec(),
+            env: invocation.sandboxed_env(),
+            cwd: invocation.cwd.to_owned(),
+            paths: BTreeMap::new(),
+            tcp_connect: policy.net.iter().map(|target| target.port).collect(),
+            network: Network::Isolated,
+            limits: ProcessLimits {
+                processes: DEFAULT_PROCESSES,
+                memory: policy.limits.memory,
+            },
+            keep_fds: Vec::new(),
+            status_fd: -1,
+        };
+        spec.env
+            .insert("TMPDIR".to_owned(), baseline.temp_dir.clone().into());
+        spec.env
+            .insert("HOME".to_owned(), baseline.temp_dir.clone().into());
+
+        spec.grant(&baseline.package_root, PathAccess::READ);
+        spec.grant(&baseline.out_dir, PathAccess::READ_WRITE);
+        spec.grant(&baseline.temp_dir, PathAccess::READ_WRITE);
+        spec.grant(invocation.program, PathAccess::READ_EXECUTE);
+        spec.grant_all(SYSTEM_LIBRARIES, PathAccess::READ_EXECUTE);
+        spec.grant_all(SYSTEM_FILES, PathAccess::READ);
+        spec.grant_all(SYSTEM_SINKS, PathAccess::READ_WRITE);
+        for path in &policy.read {
+            spec.grant(path, PathAccess::READ);
+        }
+        for path in &policy.write {
+            spec.grant(path, PathAccess::READ_WRITE);
+        }
+
+        // Every script may probe the compiler Cargo passes (`rustc-probe` is part
+        // of this runner's baseline): a confined `rustc` is no way out.
+        let rustc = match invocation.env.get("RUSTC") {
+            Some(Some(rustc)) => Some(find_program(Path::new(rustc)).with_context(|| {
+                format!("failed to find `{}` (`RUSTC`)", Path::new(rustc).display())
+            })?),
+            _ => None,
+        };
+        if let Some(rustc) = &rustc {
+            spec.grant(rustc, PathAccess::READ_EXECUTE);
+            spec.grant(&sysroot(rustc)?, PathAccess::READ_EXECUTE);
+        }
+
+        // `PATH` lists the directories of the programs the policy runs, and nothing
+        // when it runs none.
+        let mut path = Vec::new();
+        for program in &policy.run {
+            let found = match program {
+                Program::Name(name) => find_program(Path::new(name)),
+                Program::Path(path) => find_program(path),
+            }
+            .with_context(|| format!("failed to find the program `{program}` granted in `run`"))?;
+            spec.grant(&found, PathAccess::READ_EXECUTE);
+            if let Some(dir) = found.parent() {
+                path.push(dir.to_owned());
+            }
+        }
+        for preset in &policy.presets {
+            match preset {
+                Preset::RustcProbe => {
+                    path.extend(
+                        rustc
+                            .iter()
+                            .filter_map(|rustc| rustc.parent())
+                            .map(Path::to_owned),
+                    );
+                }
+                Preset::Cc => {
+                    spec.grant_all(CC_PROGRAMS, PathAccess::READ_EXECUTE);
+                    spec.grant_all(CC_DATA, PathAccess::READ);
+                    path.extend(CC_PATH.iter().map(PathBuf::from));
+                }
+                Preset::PkgConfig => {
+                    let pkg_config = find_program(Path::new("pkg-config"))
+                        .context("failed to find `pkg-config` for the `pkg-config` preset")?;
+                    spec.grant(&pkg_config, PathAccess::READ_EXECUTE);
+                    spec.grant_all(PKG_CONFIG_DIRS, PathAccess::READ);
+                    for dir in fs::read_dir("/usr/lib").into_iter().flatten().flatten() {
+                        spec.grant(&dir.path().join("pkgconfig"), PathAccess::READ);
+                    }
+                    let pattern = EnvPattern::Prefix("PKG_CONFIG".to_owned());
+                    for (name, value) in std::env::vars_os() {
+                        let Some(name) = name.to_str().filter(|name| pattern.matches(name)) else {
+                            continue;
+                        };
+                        if name == "PKG_CONFIG_PATH" || name == "PKG_CONFIG_LIBDIR" {
+                            for dir in std::env::split_paths(&value) {
+                                spec.grant(&dir, PathAccess::READ);
+                            }
+                        }
+                        spec.env.entry(name.to_owned()).or_insert(value);
+                    }
+                    if let Some(dir) = pkg_config.parent() {
+                        path.push(dir.to_owned());
+                    }
+                }
+            }
+        }
+        if !path.is_empty() {
+            let mut seen = BTreeSet::new();
+            path.retain(|dir| seen.insert(dir.clone()));
+            let joined = std::env::join_paths(&path).context("failed to build `PATH`")?;
+            spec.env.insert("PATH".to_owned(), joined);
+        }
+
+        if !policy.net.is_empty() {
+            let udp = policy
+                .net
+                .iter()
+                .any(|target| target.host.parse::<IpAddr>().is_err());
+            spec.network = Network::Host { udp };
+            spec.grant_all(NET_FILES, PathAccess::READ);
+        }
+        Ok(spec)
+    }
+
+    /// Adds `access` to `path` if it exists.
+    pub fn grant(&mut self, path: &Path, access: PathAccess) {
+        if fs::symlink_metadata(path).is_err() {
+            return;
+        }
+        let entry = self.paths.entry(path.to_owned()).or_default();
+        entry.write |= access.write;
+        entry.execute |= access.execute;
+    }
+
+    fn grant_all(&mut self, paths: &[&str], access: PathAccess) {
+        for path in paths {
+            self.grant(Path::new(path), access);
+        }
+    }
+}
+
+/// Finds an executable: a bare name on Cargo's `PATH`, or a path that must exist.
+fn find_program(program: &Path) -> anyhow::Result<PathBuf> {
+    let is_executable = |path: &Path| {
+        fs::metadata(path)
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    };
+    if program.components().count() > 1 {
+        if is_executable(program) {
+            return Ok(program.to_owned());
+        }
+        bail!(
+            "`{}` does not exist or is not executable",
+            program.display()
+        );
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_absolute() && is_executable(candidate))
+        .ok_or_else(|| anyhow::anyhow!("`{}` is not on `PATH`", program.display()))
+}
+
+/// The sysroot of `rustc`, from `rustc --print sysroot`, once per compiler and process.
+fn sysroot(rustc: &Path) -> anyhow::Result<PathBuf> {
+    static SYSROOTS: OnceLock<Mutex<BTreeMap<PathBuf, PathBuf>>> = OnceLock::new();
+    let sysroots = SYSROOTS.get_or_init(Default::default);
+    if let Some(sysroot) = sysroots
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(rustc)
+    {
+        return Ok(sysroot.clone());
+    }
+    let failed = || format!("failed to find the sysroot of `{}`", rustc.display());
+    let output = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .with_context(failed)?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(anyhow::anyhow!("{}\n{}", output.status, stderr.trim_end()).context(failed()));
+    }
+    let text = String::from_utf8(output.stdout)
+        .map_err(|_| anyhow::anyhow!("the sysroot is not valid UTF-8"))
+        .with_context(failed)?;
+    let sysroot = PathBuf::from(text.trim_end());
+    sysroots
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(rustc.to_owned(), sysroot.clone());
+    Ok(sysroot)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::ffi::OsString;
+    use std::path::Path;
+
+    use super::*;
+    use crate::{Baseline, EffectivePolicy, Request};
+
+    struct Dirs {
+        root: PathBuf,
+    }
+
+    impl Dirs {
+        fn new(name: &str) -> Dirs {
+            let root = std::env::temp_dir()
+                .join(format!("build-sandbox-spec-{name}-{}", std::process::id()));
+            for dir in ["pkg", "out", "tmp"] {
+                fs::create_dir_all(root.join(dir)).unwrap();
+            }
+            Dirs { root }
+        }
+
+        fn policy(&self, request: &str) -> EffectivePolicy {
+            let baseline = Baseline {
+                package_root: self.root.join("pkg"),
+                out_dir: self.root.join("out"),
+                temp_dir: self.root.join("tmp"),
+            };
+            let table: toml::Table = request.parse().unwrap();
+            let request = Request::from_toml(&toml::Value::Table(table)).unwrap();
+            EffectivePolicy::new(baseline, &request, [])
+        }
+    }
+
+    impl Drop for Dirs {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
+
+    fn resolve(
+        policy: &EffectivePolicy,
+        env: &BTreeMap<String, Option<OsString>>,
+    ) -> anyhow::Result<ConfinementSpec> {
+        let invocation = Invocation {
+            program: Path::new("/bin/sh"),
+            args: &[],
+            env,
+            cwd: &policy.baseline.package_root,
+            jobserver: None,
+            policy,
+        };
+        ConfinementSpec::resolve(&invocation)
+    }
+
+    #[test]
+    fn environment_is_cargos_variables_and_the_granted_ones() {
+        // SAFETY: no other test reads or writes these variables.
+        unsafe {
+            std::env::set_var("BUILD_SANDBOX_SPEC_SECRET", "hunter2");
+            std::env::set_var("BUILD_SANDBOX_SPEC_GRANTED", "yes");
+        }
+        let dirs = Dirs::new("env");
+        let policy = dirs.policy("env = [\"BUILD_SANDBOX_SPEC_GRANTED\"]");
+        let env = BTreeMap::from([
+            ("OUT_DIR".to_owned(), Some(dirs.root.join("out").into())),
+            ("BUILD_SANDBOX_SPEC_GRANTED".to_owned(), None),
+        ]);
+        let spec = resolve(&policy, &env).unwrap();
+        let names: Vec<_> = spec.env.keys().map(String::as_str).collect();
+        assert_eq!(names, ["HOME", "OUT_DIR", "TMPDIR"]);
+        assert_eq!(spec.env["TMPDIR"], dirs.root.join("tmp"));
+
+        let env = BTreeMap::from([("OUT_DIR".to_owned(), Some(dirs.root.join("out").into()))]);
+        let spec = resolve(&policy, &env).unwrap();
+        assert_eq!(spec.env["BUILD_SANDBOX_SPEC_GRANTED"], "yes");
+        assert!(!spec.env.contains_key("BUILD_SANDBOX_SPEC_SECRET"));
+        assert!(!spec.env.contains_key("PATH"));
+    }
+
+    #[test]
+    fn baseline_paths() {
+        let dirs = Dirs::new("baseline");
+        let spec = resolve(&dirs.policy(""), &BTreeMap::new()).unwrap();
+        assert_eq!(spec.paths[&dirs.root.join("pkg")], PathAccess::READ);
+        assert_eq!(spec.paths[&dirs.root.join("out")], PathAccess::READ_WRITE);
+        assert_eq!(spec.paths[&dirs.root.join("tmp")], PathAccess::READ_WRITE);
+        assert_eq!(spec.paths[Path::new("/bin/sh")], PathAccess::READ_EXECUTE);
+        assert_eq!(spec.paths[Path::new("/usr/lib")], PathAccess::READ_EXECUTE);
+        assert_eq!(spec.paths[Path::new("/dev/null")], PathAccess::READ_WRITE);
+        assert!(!spec.paths.contains_key(Path::new("/usr/bin")));
+        assert!(!spec.paths.keys().any(|path| path.starts_with("/proc")));
+        assert_eq!(spec.network, Network::Isolated);
+        assert_eq!(spec.limits.processes, DEFAULT_PROCESSES);
+    }
+
+    #[test]
+    fn grants_and_presets() {
+        let dirs = Dirs::new("grants");
+        fs::create_dir_all(dirs.root.join("pkg/data")).unwrap();
+        let policy = dirs.policy(
+            "read = [\"/etc/hostname\"]\nrun = [\"sh\"]\npresets = [\"cc\"]\n\
+             net = [\"127.0.0.1:8080\"]\nlimits = { memory = \"1GiB\" }",
+        );
+        let spec = resolve(&policy, &BTreeMap::new()).unwrap();
+        assert_eq!(spec.paths[Path::new("/usr/bin")], PathAccess::READ_EXECUTE);
+        assert_eq!(spec.paths[Path::new("/usr/include")], PathAccess::READ);
+        let path = std::env::split_paths(&spec.env["PATH"]).collect::<Vec<_>>();
+        assert!(path.contains(&PathBuf::from("/usr/bin")), "{path:?}");
+        assert_eq!(spec.network, Network::Host { udp: false });
+        assert_eq!(spec.tcp_connect, BTreeSet::from([8080]));
+        assert_eq!(spec.limits.memory, Some(1 << 30));
+
+        let policy = dirs.policy("net = [\"localhost:80\"]");
+        let spec = resolve(&policy, &BTreeMap::new()).unwrap();
+        assert_eq!(spec.network, Network::Host { udp: true });
+    }
+
+    #[test]
+    fn missing_programs_are_errors() {
+        let dirs = Dirs::new("missing");
+        let policy = dirs.policy("run = [\"build-sandbox-no-such-program\"]");
+        let err = resolve(&policy, &BTreeMap::new()).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "failed to find the program `build-sandbox-no-such-program` granted in `run`: \
+             `build-sandbox-no-such-program` is not on `PATH`"
+        );
+        let policy = dirs.policy("run = [\"/nonexistent/protoc\"]");
+        let err = resolve(&policy, &BTreeMap::new()).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "failed to find the program `/nonexistent/protoc` granted in `run`: \
+             `/nonexistent/protoc` does not exist or is not executable"
+        );
+    }
+
+    #[test]
+    fn rustc_and_its_sysroot_are_granted() {
+        let Ok(rustc) = find_program(Path::new("rustc")) else {
+            return;
+        };
+        let dirs = Dirs::new("rustc");
+        let env = BTreeMap::from([("RUSTC".to_owned(), Some(OsString::from("rustc")))]);
+        let spec = resolve(&dirs.policy(""), &env).unwrap();
+        assert_eq!(spec.paths[&rustc], PathAccess::READ_EXECUTE);
+        let sysroot = sysroot(&rustc).unwrap();
+        assert_eq!(spec.paths[&sysroot], PathAccess::READ_EXECUTE);
+        assert!(!spec.env.contains_key("PATH"));
+    }
+}

@@ -14,6 +14,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::thread;
 
 use anyhow::Context;
 
@@ -111,8 +112,10 @@ impl SandboxRunner for NativeRunner {
             .map_err(RunError::Sandbox)?;
         drop(status_write);
         if let Some(mut stdin) = child.stdin.take() {
-            // A helper that exits early closes the pipe; its report says why.
-            let _ = stdin.write_all(&json);
+            // On a thread of its own: a helper that does not read its stdin must
+            // still be streamed and stopped by the watchdog. A helper that exits
+            // early closes the pipe, and its report says why.
+            thread::spawn(move || stdin.write_all(&json));
         }
         let Ok(session) = libc::pid_t::try_from(child.id()) else {
             return Err(RunError::Sandbox(anyhow::anyhow!(

@@ -216,9 +216,14 @@ impl ConfinementSpec {
             spec.grant(&sysroot(rustc)?, PathAccess::READ_EXECUTE);
         }
 
-        // `PATH` lists the directories of the programs the policy runs, and nothing
-        // when it runs none.
-        let mut path = Vec::new();
+        // `PATH` lists the directories of the programs the policy runs, starting
+        // with the compiler's: `RUSTC` may be a bare name (Cargo passes what it
+        // resolved), and a probe must find it as it would without a sandbox.
+        let mut path: Vec<PathBuf> = rustc
+            .iter()
+            .filter_map(|rustc| rustc.parent())
+            .map(Path::to_owned)
+            .collect();
         for program in &policy.run {
             let found = match program {
                 Program::Name(name) => find_program(Path::new(name)),
@@ -232,14 +237,8 @@ impl ConfinementSpec {
         }
         for preset in &policy.presets {
             match preset {
-                Preset::RustcProbe => {
-                    path.extend(
-                        rustc
-                            .iter()
-                            .filter_map(|rustc| rustc.parent())
-                            .map(Path::to_owned),
-                    );
-                }
+                // Part of this runner's baseline, see above.
+                Preset::RustcProbe => {}
                 Preset::Cc => {
                     spec.grant_all(CC_PROGRAMS, PathAccess::READ_EXECUTE);
                     spec.grant_all(CC_DATA, PathAccess::READ);
@@ -508,6 +507,7 @@ mod tests {
         assert_eq!(spec.paths[&rustc], PathAccess::READ_EXECUTE);
         let sysroot = sysroot(&rustc).unwrap();
         assert_eq!(spec.paths[&sysroot], PathAccess::READ_EXECUTE);
-        assert!(!spec.env.contains_key("PATH"));
+        let path = std::env::split_paths(&spec.env["PATH"]).collect::<Vec<_>>();
+        assert_eq!(path, [rustc.parent().unwrap()]);
     }
 }

@@ -30,5 +30,5 @@ pub use grants::{Grant, PackageMatcher, RunnerSelection, grants_for};
 pub use policy::{EnvPattern, Limits, NetTarget, PolicyError, Preset, Program, Request};
 pub use runner::{
     Enforcement, HelperCommand, Invocation, LimitKind, RunError, RunnerContext, RunnerKind,
-    SandboxRunner,
+    SandboxRunner, Weakening,
 };

@@ -270,6 +270,59 @@ pub struct RunnerContext {
     pub helper: HelperCommand,
 }
 
+/// A protection a runner may go without, when the user explicitly allows it,
+/// instead of refusing to run (`build-sandbox.native.allow-weaker` in Cargo's
+/// configuration, e.g. `["process-limit"]`).
+///
+/// A runner uses a weakening only where it cannot enforce the protection; the
+/// embedding program warns about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Weakening {
+    /// Run without a process limit when none can be enforced: the `native`
+    /// runner limits processes with a `pids` cgroup, or with `RLIMIT_NPROC`,
+    /// which the kernel does not apply to root.
+    ProcessLimit,
+    /// Limit the address space of each process (`RLIMIT_AS`) when the memory of
+    /// the script's whole process tree cannot be limited (no `memory` cgroup).
+    MemoryLimit,
+}
+
+impl Weakening {
+    /// Every weakening, in the order error messages list them.
+    pub const ALL: [Weakening; 2] = [Weakening::ProcessLimit, Weakening::MemoryLimit];
+
+    /// The name used in configuration, e.g. `process-limit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Weakening::ProcessLimit => "process-limit",
+            Weakening::MemoryLimit => "memory-limit",
+        }
+    }
+}
+
+impl FromStr for Weakening {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Weakening::ALL
+            .into_iter()
+            .find(|weakening| weakening.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Weakening::ALL
+                    .iter()
+                    .map(|weakening| format!("`{weakening}`"))
+                    .collect();
+                format!("unknown weakening `{s}`, expected {}", names.join(" or "))
+            })
+    }
+}
+
+impl fmt::Display for Weakening {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Creates the runner of the given kind.
 pub fn create(kind: RunnerKind, context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunner>> {
     match kind {
@@ -308,5 +361,17 @@ mod tests {
         assert_eq!(display_size(1 << 30), "1GiB");
         assert_eq!(display_size(5_000_000), "5MB");
         assert_eq!(display_size(1234), "1234B");
+    }
+
+    #[test]
+    fn weakenings_are_named_in_kebab_case() {
+        for weakening in Weakening::ALL {
+            assert_eq!(weakening.to_string().parse(), Ok(weakening));
+        }
+        assert_eq!("process-limit".parse(), Ok(Weakening::ProcessLimit));
+        assert_eq!(
+            "processes".parse::<Weakening>(),
+            Err("unknown weakening `processes`, expected `process-limit` or `memory-limit`".into())
+        );
     }
 }

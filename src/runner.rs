@@ -11,7 +11,7 @@
 //! Runners are chosen by [`RunnerKind`] and created by [`create`], which gets
 //! what a runner needs from the embedding program in a [`RunnerContext`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
@@ -268,6 +268,9 @@ pub struct HelperCommand {
 pub struct RunnerContext {
     /// How to start the native runner's helper process.
     pub helper: HelperCommand,
+    /// Protections the user agreed to go without where the system cannot
+    /// provide them; empty unless configured.
+    pub allow_weaker: BTreeSet<Weakening>,
 }
 
 /// A protection a runner may go without, when the user explicitly allows it,
@@ -337,7 +340,10 @@ pub fn create(kind: RunnerKind, context: &RunnerContext) -> anyhow::Result<Box<d
 
 #[cfg(target_os = "linux")]
 fn create_native(context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunner>> {
-    Ok(Box::new(NativeRunner::new(context.helper.clone())))
+    Ok(Box::new(NativeRunner::new(
+        context.helper.clone(),
+        context.allow_weaker.clone(),
+    )))
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -11,15 +11,17 @@
 //!          outside   └──────── new user, PID, IPC, UTS [and network] namespaces
 //! ```
 //!
-//! 1. The **helper** reads the spec, points stdin at `/dev/null`, forbids core
-//!    dumps, creates the namespaces with `unshare`, maps its user and group to
-//!    themselves, sets `RLIMIT_NPROC` (counted per user namespace, so only the
-//!    script's processes count) and forks. It then waits for init and exits
+//! 1. The **helper**, which the runner moved into the run's cgroups before
+//!    writing the spec, reads the spec, points stdin at `/dev/null`, forbids
+//!    core dumps, creates the namespaces with `unshare`, maps its user and group
+//!    to themselves, sets `RLIMIT_NPROC` (counted per user namespace, so only
+//!    the script's processes count; a second layer under the `pids` cgroup, and
+//!    none for root) and forks. It then waits for init and exits
 //!    the way the build script did, re-raising the signal that killed it.
 //! 2. **init**, PID 1 of the new PID namespace, dies with the helper
 //!    (`PR_SET_PDEATHSIG`), changes to the working directory, marks every
-//!    inherited descriptor but the jobserver's close-on-exec, sets the memory
-//!    limit, empties its capability bounding set, and applies landlock
+//!    inherited descriptor but the jobserver's close-on-exec, sets
+//!    `RLIMIT_AS` if the spec asks for it (no `memory` cgroup), empties its capability bounding set, and applies landlock
 //!    (filesystem, TCP ports, signal and abstract-socket scopes, with
 //!    `no_new_privs`) and the seccomp filters. It forks the build script and
 //!    reaps every process until the script exits; then it reports the script's

@@ -5,24 +5,35 @@
 //! 1. resolves the invocation and its policy into a [`spec::ConfinementSpec`]:
 //!    the exact environment, filesystem rules, TCP ports, network mode, limits
 //!    and the descriptors to keep (the jobserver's);
-//! 2. starts the *helper*: Cargo's own executable again, with [`HELPER_ARG`]
-//!    (see [`crate::RunnerContext`]), in a session of its own, with the spec as
-//!    JSON on stdin and a status pipe;
-//! 3. streams the script's output like the `noop` runner, while a watchdog kills
+//! 2. creates the run's cgroups ([`cgroup`]): the process limit and the memory
+//!    limit of the script's whole process tree;
+//! 3. starts the *helper*: Cargo's own executable again, with [`HELPER_ARG`]
+//!    (see [`crate::RunnerContext`]), in a session of its own, moves it into the
+//!    cgroups, and writes the spec as JSON to its stdin; it also gets a status
+//!    pipe;
+//! 4. streams the script's output like the `noop` runner, while a watchdog kills
 //!    the session when the time or output limit is exceeded;
-//! 4. reads the status pipe to tell a script that ran from a confinement that
-//!    failed.
+//! 5. reads the status pipe to tell a script that ran from a confinement that
+//!    failed, and the cgroups to tell whether the kernel stopped the script at
+//!    a limit; then removes the cgroups.
 //!
 //! The helper ([`helper`]) puts the script in new user, PID, IPC, UTS and (without
 //! `net` grants) network namespaces, under landlock (filesystem, TCP, signal and
 //! abstract unix socket scopes), seccomp and resource limits, with an init
 //! process that takes every process of the script down with it.
 //!
+//! A limit that cannot be enforced is refused by [`NativeRunner`]'s `check`
+//! (the process limit when Cargo runs as root without a `pids` cgroup, a memory
+//! limit without a `memory` cgroup), unless the user allowed the
+//! [`Weakening`](crate::Weakening).
+//!
 //! Cargo must call [`run_helper_if_requested`] first thing in `main`. The runner
 //! exists only on Linux; elsewhere the helper refuses to run.
 
 use std::ffi::OsStr;
 
+#[cfg(target_os = "linux")]
+mod cgroup;
 #[cfg(target_os = "linux")]
 mod helper;
 #[cfg(target_os = "linux")]

@@ -8,6 +8,7 @@
 //! as reading its spec (the program does not call
 //! [`run_helper_if_requested`](super::run_helper_if_requested), say).
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -18,11 +19,13 @@ use std::thread;
 
 use anyhow::Context;
 
+use super::cgroup::{Plan, RunCgroups};
 use super::kernel;
-use super::spec::{ConfinementSpec, PathAccess};
+use super::spec::{ConfinementSpec, DEFAULT_PROCESSES, PathAccess};
 use crate::EffectivePolicy;
 use crate::runner::{
     Enforcement, HelperCommand, Invocation, LineCallback, RunError, RunnerKind, SandboxRunner,
+    Weakening,
 };
 use crate::stream::{Watchdog, stream_output};
 
@@ -30,12 +33,23 @@ use crate::stream::{Watchdog, stream_output};
 #[derive(Clone, Debug)]
 pub struct NativeRunner {
     helper: HelperCommand,
+    allow_weaker: BTreeSet<Weakening>,
 }
 
 impl NativeRunner {
-    /// A runner that starts its helper with `helper`.
-    pub fn new(helper: HelperCommand) -> NativeRunner {
-        NativeRunner { helper }
+    /// A runner that starts its helper with `helper`, and may go without the
+    /// protections in `allow_weaker` where the system cannot provide them.
+    pub fn new(helper: HelperCommand, allow_weaker: BTreeSet<Weakening>) -> NativeRunner {
+        NativeRunner {
+            helper,
+            allow_weaker,
+        }
+    }
+
+    /// Checks the kernel and decides which limits go through cgroups.
+    fn plan(&self, policy: &EffectivePolicy) -> anyhow::Result<Plan> {
+        kernel::check_support()?;
+        Plan::new(DEFAULT_PROCESSES, policy.limits.memory, &self.allow_weaker)
     }
 }
 
@@ -55,8 +69,8 @@ impl SandboxRunner for NativeRunner {
         }
     }
 
-    fn check(&self, _policy: &EffectivePolicy) -> anyhow::Result<()> {
-        kernel::check_support()
+    fn check(&self, policy: &EffectivePolicy) -> anyhow::Result<()> {
+        self.plan(policy).map(drop)
     }
 
     fn run(
@@ -65,10 +79,16 @@ impl SandboxRunner for NativeRunner {
         on_stdout_line: LineCallback<'_>,
         on_stderr_line: LineCallback<'_>,
     ) -> Result<Output, RunError> {
-        kernel::check_support().map_err(RunError::Sandbox)?;
         let policy = invocation.policy;
+        let plan = self.plan(policy).map_err(RunError::Sandbox)?;
         reset_dir(&policy.baseline.temp_dir).map_err(RunError::Sandbox)?;
         let mut spec = ConfinementSpec::resolve(invocation).map_err(RunError::Sandbox)?;
+        if plan.limits_memory() {
+            // The cgroup limits the whole tree; an `RLIMIT_AS` failure would hide
+            // that the limit was exceeded.
+            spec.limits.memory = None;
+        }
+        let cgroups = plan.create().map_err(RunError::Sandbox)?;
 
         let (status_read, status_write) = pipe()
             .context("failed to create a pipe")
@@ -111,18 +131,24 @@ impl SandboxRunner for NativeRunner {
             })
             .map_err(RunError::Sandbox)?;
         drop(status_write);
-        if let Some(mut stdin) = child.stdin.take() {
-            // On a thread of its own: a helper that does not read its stdin must
-            // still be streamed and stopped by the watchdog. A helper that exits
-            // early closes the pipe, and its report says why.
-            thread::spawn(move || stdin.write_all(&json));
-        }
         let Ok(session) = libc::pid_t::try_from(child.id()) else {
             return Err(RunError::Sandbox(anyhow::anyhow!(
                 "the sandbox helper has an invalid process id {}",
                 child.id()
             )));
         };
+        // The helper waits for its spec, so it has started no process yet.
+        if let Err(e) = cgroups.add(session) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(RunError::Sandbox(e));
+        }
+        if let Some(mut stdin) = child.stdin.take() {
+            // On a thread of its own: a helper that does not read its stdin must
+            // still be streamed and stopped by the watchdog. A helper that exits
+            // early closes the pipe, and its report says why.
+            thread::spawn(move || stdin.write_all(&json));
+        }
         let stop = move || {
             // SAFETY: a plain system call. The helper is not reaped before
             // `stream_output` returns, so the session id cannot be reused.
@@ -140,7 +166,25 @@ impl SandboxRunner for NativeRunner {
             .read_to_string(&mut report)
             .context("failed to read the report of the sandbox helper")
             .map_err(RunError::Sandbox)?;
-        interpret(&report, result, &self.helper.program)
+        let result = interpret(&report, result, &self.helper.program);
+        blame(result, &cgroups)
+    }
+}
+
+/// Turns the failure of a script the kernel stopped at a cgroup limit into
+/// [`RunError::LimitExceeded`]; a script that succeeded anyway (say, it retried
+/// after a failed `fork`) stays a success.
+fn blame(result: Result<Output, RunError>, cgroups: &RunCgroups) -> Result<Output, RunError> {
+    match result {
+        Ok(output) if !output.status.success() => match cgroups.exceeded() {
+            Some((limit, value)) => Err(RunError::LimitExceeded {
+                limit,
+                value,
+                output,
+            }),
+            None => Ok(output),
+        },
+        result => result,
     }
 }
 

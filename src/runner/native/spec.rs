@@ -155,12 +155,14 @@ pub(super) enum Network {
     },
 }
 
-/// Limits applied with `setrlimit`.
+/// Limits applied with `setrlimit`, besides the run's cgroups (see the module `cgroup`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct ProcessLimits {
-    /// `RLIMIT_NPROC`: processes and threads in the script's user namespace.
+    /// `RLIMIT_NPROC`: processes and threads in the script's user namespace;
+    /// the kernel does not apply it to root.
     pub processes: u64,
-    /// `RLIMIT_AS`: the address space of each process, in bytes.
+    /// `RLIMIT_AS`: the address space of each process, in bytes; only when no
+    /// `memory` cgroup limits the whole tree.
     pub memory: Option<u64>,
 }
 

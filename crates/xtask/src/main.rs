@@ -7,10 +7,13 @@
 //!   `fork --export` writes the commits made there back into `fork/patches`;
 //! * `build-fork` materializes the tree and builds its `cargo` binary into `target/fork`;
 //! * `install` builds the fork and links it as the rustup toolchain `nightly-fork`;
-//! * `test` builds the fork and runs the workspace's tests against it.
+//! * `test` builds the fork and runs the workspace's tests against it;
+//! * `bench` builds the fork and measures it (`benches/overhead.rs`);
+//! * `self-host` checks the fork's own tree with every build script sandboxed.
 
 mod fork;
 mod install;
+mod self_host;
 mod test;
 mod util;
 
@@ -47,6 +50,14 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Check the fork's own tree with `-Zsandboxed-build-scripts=native`
+    SelfHost,
+    /// Build the fork and run the benchmarks in `benches/` against it
+    Bench {
+        /// Extra arguments for `cargo bench`
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,7 +68,9 @@ fn main() -> ExitCode {
         Command::Fork { force, .. } => fork::materialize(&ws, fork::Mode::Strict { force }),
         Command::BuildFork => fork::build(&ws).map(|_| ()),
         Command::Install => install::install(&ws),
+        Command::SelfHost => self_host::self_host(&ws),
         Command::Test { args } => return test::test(&ws, &args).unwrap_or_else(report),
+        Command::Bench { args } => return test::bench(&ws, &args).unwrap_or_else(report),
     };
     result.map(|()| ExitCode::SUCCESS).unwrap_or_else(report)
 }

@@ -1,7 +1,9 @@
-//! `cargo xtask test`: builds the fork and runs the workspace's tests against it.
+//! `cargo xtask test` and `cargo xtask bench`: build the fork, then run the
+//! workspace's tests or benchmarks against it.
 //!
-//! The tests find the fork's `cargo` through `BUILD_SANDBOX_FORK_CARGO`; everything else is
-//! stock `cargo test --workspace`, with the extra arguments passed through.
+//! Both find the fork's `cargo` through `BUILD_SANDBOX_FORK_CARGO`; everything
+//! else is stock `cargo test --workspace` or `cargo bench --bench overhead`,
+//! with the extra arguments passed through.
 
 use std::process::ExitCode;
 
@@ -12,15 +14,27 @@ use crate::fork;
 use crate::util;
 
 pub fn test(ws: &Workspace, args: &[String]) -> Result<ExitCode> {
+    run_against_fork(ws, &["test", "--workspace"], args)
+}
+
+pub fn bench(ws: &Workspace, args: &[String]) -> Result<ExitCode> {
+    run_against_fork(
+        ws,
+        &["bench", "--package", "build-sandbox", "--bench", "overhead"],
+        args,
+    )
+}
+
+fn run_against_fork(ws: &Workspace, command: &[&str], args: &[String]) -> Result<ExitCode> {
     let binary = fork::build(ws)?;
     let status = util::cargo()
         .current_dir(&ws.root)
-        .args(["test", "--workspace"])
+        .args(command)
         .args(args)
         .env("BUILD_SANDBOX_FORK_CARGO", &binary)
         .status()
-        .context("failed to run `cargo test`")?;
-    // `cargo test` has said what failed.
+        .with_context(|| format!("failed to run `cargo {}`", command[0]))?;
+    // Cargo has said what failed.
     Ok(match status.code() {
         Some(0) => ExitCode::SUCCESS,
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

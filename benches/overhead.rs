@@ -1,0 +1,198 @@
+//! What the sandbox costs, as ratios measured in one run.
+//!
+//! Run with `cargo xtask bench` (it builds the fork and sets
+//! `BUILD_SANDBOX_FORK_CARGO`). Two measurements:
+//!
+//! 1. **Flag off against stock Cargo**: a cold build (fresh target directory) of
+//!    a workspace depending on popular crates with build scripts, alternating
+//!    stock Cargo and the fork without `-Zsandboxed-build-scripts`.
+//! 2. **Per build-script overhead** of each runner against `noop`: a workspace
+//!    of path packages with trivial build scripts; every iteration changes an
+//!    environment variable the scripts watch, so all of them rerun (and nothing
+//!    else changes), and the difference to `noop` is divided by their number.
+//!
+//! Each configuration is measured `BENCH_RUNS` times (default 5) and the median
+//! is reported. Runners that are not available on this machine are skipped with
+//! the reason.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Packages with build scripts in the per-script workspace.
+const SCRIPTS: usize = 20;
+
+fn main() {
+    let fork = PathBuf::from(
+        std::env::var_os("BUILD_SANDBOX_FORK_CARGO")
+            .expect("`BUILD_SANDBOX_FORK_CARGO` is not set; run `cargo xtask bench`"),
+    );
+    let stock = PathBuf::from(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .unwrap_or(5);
+    let work = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    fs::create_dir_all(&work).unwrap();
+
+    println!("## Flag off against stock Cargo (cold build, median of {runs})\n");
+    let popular = popular_workspace(&work);
+    // Download and lock once, outside the measurement.
+    cargo(&stock, &popular, &["fetch"]).status().unwrap();
+    let mut stock_times = Vec::new();
+    let mut fork_times = Vec::new();
+    for _ in 0..runs {
+        for (cargo_exe, times) in [(&stock, &mut stock_times), (&fork, &mut fork_times)] {
+            let _ = fs::remove_dir_all(popular.join("target"));
+            times.push(time(cargo(cargo_exe, &popular, &["build", "--offline"])));
+        }
+    }
+    let (stock_median, fork_median) = (median(&mut stock_times), median(&mut fork_times));
+    println!("| cargo | cold build |\n| --- | --- |");
+    println!("| stock | {:.2} s |", stock_median.as_secs_f64());
+    println!(
+        "| fork, flag off | {:.2} s ({:+.1} %) |\n",
+        fork_median.as_secs_f64(),
+        (fork_median.as_secs_f64() / stock_median.as_secs_f64() - 1.0) * 100.0
+    );
+
+    println!(
+        "## Per build-script overhead against `noop` ({SCRIPTS} scripts rerun, median of {runs})\n"
+    );
+    let scripts = scripts_workspace(&work);
+    println!("| runner | all scripts rerun | per script vs `noop` |\n| --- | --- | --- |");
+    let mut noop_median = None;
+    for runner in ["noop", "native", "wasmtime"] {
+        let build = |nonce: usize| {
+            let mut command = cargo(
+                &fork,
+                &scripts,
+                &[
+                    "build",
+                    "--offline",
+                    &format!("-Zsandboxed-build-scripts={runner}"),
+                ],
+            );
+            command.env("BENCH_NONCE", nonce.to_string());
+            command
+        };
+        // Warm up: build everything once, and find out whether the runner works here.
+        let warm = build(0).stderr(Stdio::piped()).output().unwrap();
+        if !warm.status.success() {
+            let stderr = String::from_utf8_lossy(&warm.stderr);
+            let reason = stderr
+                .lines()
+                .find(|line| line.trim_start().starts_with("the `") || line.contains("error"))
+                .unwrap_or("failed");
+            println!("| `{runner}` | skipped: {} | |", reason.trim());
+            continue;
+        }
+        let mut times: Vec<_> = (1..=runs).map(|nonce| time(build(nonce))).collect();
+        let runner_median = median(&mut times);
+        let per_script = match noop_median {
+            None => {
+                noop_median = Some(runner_median);
+                "(baseline)".to_owned()
+            }
+            Some(noop) => format!(
+                "{:+.2} ms",
+                (runner_median.as_secs_f64() - noop.as_secs_f64()) * 1000.0 / SCRIPTS as f64
+            ),
+        };
+        println!(
+            "| `{runner}` | {:.3} s | {per_script} |",
+            runner_median.as_secs_f64()
+        );
+    }
+}
+
+fn cargo(cargo_exe: &Path, dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(cargo_exe);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUSTFLAGS")
+        .env("CARGO_INCREMENTAL", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+fn time(mut command: Command) -> Duration {
+    let start = Instant::now();
+    let status = command.status().unwrap();
+    assert!(status.success(), "`{command:?}` failed");
+    start.elapsed()
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn write(path: &Path, contents: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    if fs::read_to_string(path).ok().as_deref() != Some(contents) {
+        fs::write(path, contents).unwrap();
+    }
+}
+
+/// A package depending on popular crates whose build scripts probe `rustc`.
+fn popular_workspace(work: &Path) -> PathBuf {
+    let dir = work.join("popular");
+    write(
+        &dir.join("Cargo.toml"),
+        r#"[package]
+name = "popular"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+anyhow = "=1.0.102"
+libc = "=0.2.186"
+num-traits = "=0.2.19"
+proc-macro2 = "=1.0.106"
+serde = { version = "=1.0.228", features = ["derive"] }
+serde_json = "1"
+
+[workspace]
+"#,
+    );
+    write(&dir.join("src/lib.rs"), "");
+    dir
+}
+
+/// `SCRIPTS` path packages whose build scripts do nearly nothing.
+fn scripts_workspace(work: &Path) -> PathBuf {
+    let dir = work.join("scripts");
+    let members: Vec<String> = (0..SCRIPTS).map(|i| format!("\"s{i}\"")).collect();
+    write(
+        &dir.join("Cargo.toml"),
+        &format!(
+            "[workspace]\nresolver = \"2\"\nmembers = [{}]\n",
+            members.join(", ")
+        ),
+    );
+    for i in 0..SCRIPTS {
+        let member = dir.join(format!("s{i}"));
+        write(
+            &member.join("Cargo.toml"),
+            &format!("[package]\nname = \"s{i}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
+        );
+        write(
+            &member.join("build.rs"),
+            r#"fn main() {
+    println!("cargo::rerun-if-env-changed=BENCH_NONCE");
+    let out = std::env::var("OUT_DIR").unwrap();
+    std::fs::write(format!("{out}/generated.rs"), "pub const N: u32 = 1;").unwrap();
+}
+"#,
+        );
+        write(
+            &member.join("src/lib.rs"),
+            r#"include!(concat!(env!("OUT_DIR"), "/generated.rs"));"#,
+        );
+    }
+    dir
+}

@@ -190,3 +190,49 @@ fn grants_show_in_the_verbose_policy() {
         .with_stderr_contains("[..]Sandboxing build script of `foo v0.1.0 ([ROOT]/foo)` with `noop`: read [[ROOT]/foo, [ROOT]/foo/vendor/include]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp]; env [CC, LANG]; clock")
         .run();
 }
+
+#[cargo_test]
+fn unknown_weakening_in_config() {
+    let p = codegen_project("")
+        .file(
+            ".cargo/config.toml",
+            r#"
+            [build-sandbox.native]
+            allow-weaker = ["no-landlock"]
+            "#,
+        )
+        .build();
+
+    p.cargo_sandboxed(Some("native"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[ERROR] failed to set up the `native` sandbox for the build script of `foo v0.1.0 ([ROOT]/foo)`
+
+Caused by:
+  invalid `build-sandbox.native.allow-weaker` in [ROOT]/foo/.cargo/config.toml: unknown weakening `no-landlock`, expected `process-limit` or `memory-limit`
+
+"#]])
+        .run();
+}
+
+#[cargo_test]
+fn allowing_a_weaker_sandbox_warns() {
+    let p = codegen_project("")
+        .file(
+            ".cargo/config.toml",
+            r#"
+            [build-sandbox.native]
+            allow-weaker = ["process-limit"]
+            "#,
+        )
+        .build();
+
+    p.cargo_sandboxed(Some("native"), "build")
+        .with_stderr_data(str![[r#"
+[WARNING] build scripts may run without `process-limit` where this system cannot enforce them (`build-sandbox.native.allow-weaker`)
+[COMPILING] foo v0.1.0 ([ROOT]/foo)
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+}

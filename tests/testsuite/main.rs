@@ -8,8 +8,10 @@
 
 mod utils;
 
+mod attacks;
 mod build_script;
 mod config;
 mod fingerprint;
 mod flag_off;
 mod manifest;
+mod real_crates;

@@ -1,0 +1,732 @@
+//! Canary tests: what a malicious build script tries, per runner.
+//!
+//! Each attack is a build script that tries one thing and reports the outcome
+//! as a `cargo::warning` (`<attack>: succeeded: <data>` or `<attack>: blocked:
+//! <error kind>`). Every test runs the attack three ways:
+//!
+//! * **baseline**: with the `noop` runner, proving the attack works without a sandbox;
+//! * **sandboxed**: with the runner under test, proving it fails, and that the
+//!   canary appears nowhere in Cargo's output or the target directory;
+//! * **control**: legitimate work in the same script still succeeds.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::time::Duration;
+
+use cargo_test_support::prelude::*;
+use cargo_test_support::{Project, RawOutput, paths, project, str};
+
+use crate::utils::ProjectExt;
+
+/// Helpers compiled into every attack script.
+const SCRIPT_PRELUDE: &str = r#"
+#![allow(dead_code, unused_imports)]
+use std::io::{Read, Write};
+
+unsafe extern "C" {
+    fn fork() -> i32;
+    fn setsid() -> i32;
+    fn close(fd: i32) -> i32;
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+fn report(attack: &str, result: std::io::Result<String>) {
+    match result {
+        Ok(data) => println!("cargo::warning={attack}: succeeded: {}", data.trim()),
+        Err(e) => println!("cargo::warning={attack}: blocked: {:?}", e.kind()),
+    }
+}
+
+fn out_dir() -> std::path::PathBuf {
+    std::env::var_os("OUT_DIR").unwrap().into()
+}
+
+/// The legitimate part of every script: generate code into OUT_DIR.
+fn control() {
+    std::fs::write(out_dir().join("generated.rs"), "pub const OK: bool = true;").unwrap();
+}
+"#;
+
+/// A package whose build script runs `body` after the prelude.
+fn attack_project(body: &str) -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            r#"
+            [package]
+            name = "victim"
+            version = "0.1.0"
+            edition = "2021"
+            "#,
+        )
+        .file(
+            "build.rs",
+            &format!("{SCRIPT_PRELUDE}\nfn main() {{\n{body}\ncontrol();\n}}"),
+        )
+        .file(
+            "src/lib.rs",
+            r#"include!(concat!(env!("OUT_DIR"), "/generated.rs"));"#,
+        )
+        .build()
+}
+
+/// Fails the test if `canary` appears in the output or any file under `target/`
+/// other than the compiled build script (which holds the attack's own strings).
+fn assert_canary_absent(p: &Project, output: &RawOutput, canary: &str) {
+    let printed = [&output.stdout, &output.stderr];
+    for stream in printed {
+        assert!(
+            !String::from_utf8_lossy(stream).contains(canary),
+            "the canary leaked into Cargo's output"
+        );
+    }
+    let mut pending = vec![p.root().join("target")];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_symlink() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                pending.push(path);
+            } else if name.starts_with("build_script_build")
+                || name.starts_with("build-script-build")
+            {
+                continue;
+            } else if let Ok(bytes) = fs::read(&path) {
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains(canary),
+                    "the canary leaked into `{}`",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+fn write_canary(path: &Path, canary: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, canary).unwrap();
+}
+
+/// Reading a file outside every grant: an SSH key and Cargo's registry token
+/// in the (fake) home directory.
+fn reads_secrets_in_home(runner: &str) {
+    let ssh_key = paths::home().join(".ssh/id_ed25519");
+    let credentials = paths::cargo_home().join("credentials.toml");
+    write_canary(&ssh_key, "CANARY-ssh-key");
+    write_canary(&credentials, "CANARY-registry-token");
+    let p = attack_project(&format!(
+        r#"
+        report("read ssh key", std::fs::read_to_string({ssh_key:?}));
+        report("read credentials", std::fs::read_to_string({credentials:?}));
+        "#
+    ));
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: read ssh key: succeeded: CANARY-ssh-key
+[WARNING] victim@0.1.0: read credentials: succeeded: CANARY-registry-token
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo("clean").run();
+    let output = p
+        .cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: read ssh key: blocked: PermissionDenied
+[WARNING] victim@0.1.0: read credentials: blocked: PermissionDenied
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert_canary_absent(&p, &output, "CANARY-");
+}
+
+/// Secrets in Cargo's environment.
+fn reads_secret_env(runner: &str) {
+    let p = attack_project(
+        r#"
+        report("read env", std::env::var("GITHUB_TOKEN").map_err(|_| std::io::ErrorKind::NotFound.into()));
+        "#,
+    );
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .env("GITHUB_TOKEN", "CANARY-env-token")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: read env: succeeded: CANARY-env-token
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo("clean").run();
+    let output = p
+        .cargo_sandboxed(Some(runner), "build")
+        .env("GITHUB_TOKEN", "CANARY-env-token")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: read env: blocked: NotFound
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert_canary_absent(&p, &output, "CANARY-");
+}
+
+/// Another process's environment through `/proc`.
+fn reads_other_processes_environ(runner: &str) {
+    let p = attack_project(
+        r#"
+        let mut found = Err(std::io::ErrorKind::NotFound.into());
+        match std::fs::read_dir("/proc") {
+            Err(e) => found = Err(e),
+            Ok(entries) => for entry in entries.flatten() {
+                if let Ok(environ) = std::fs::read(entry.path().join("environ")) {
+                    if let Some(at) = String::from_utf8_lossy(&environ).find("CANARY-proc") {
+                        found = Ok(String::from_utf8_lossy(&environ)[at..at + 16].to_string());
+                    }
+                }
+            },
+        }
+        report("read /proc/*/environ", found);
+        "#,
+    );
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .env("SOME_SECRET", "CANARY-proc-7d1e")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: read /proc/*/environ: succeeded: CANARY-proc-7d1e
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo("clean").run();
+    let output = p
+        .cargo_sandboxed(Some(runner), "build")
+        .env("SOME_SECRET", "CANARY-proc-7d1e")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: read /proc/*/environ: blocked: PermissionDenied
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert_canary_absent(&p, &output, "CANARY-proc-7d1e");
+}
+
+/// Writes outside `OUT_DIR`: the package's own sources, another crate's
+/// sources in `CARGO_HOME`, another package's build directory, through `..`.
+fn writes_outside_out_dir(runner: &str) {
+    let registry_src = paths::cargo_home().join("registry/src/index/other-1.0.0/src/lib.rs");
+    write_canary(&registry_src, "pub fn other() {}\n");
+    let p = attack_project(&format!(
+        r#"
+        let append = |path: &std::path::Path| -> std::io::Result<String> {{
+            let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
+            file.write_all(b"// CANARY-write\n")?;
+            Ok("appended".into())
+        }};
+        let root = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+        report("write own src", append(&root.join("src/lib.rs")));
+        report("write registry src", append(std::path::Path::new({registry_src:?})));
+        report("create in target/debug", std::fs::write(root.join("target/debug/CANARY-write"), "x").map(|_| "created".into()));
+        report("create via ..", std::fs::write(out_dir().join("../../../CANARY-dotdot"), "x").map(|_| "created".into()));
+        "#
+    ));
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: write own src: succeeded: appended
+[WARNING] victim@0.1.0: write registry src: succeeded: appended
+[WARNING] victim@0.1.0: create in target/debug: succeeded: created
+[WARNING] victim@0.1.0: create via ..: succeeded: created
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    // Undo the baseline's damage before the sandboxed run.
+    p.change_file(
+        "src/lib.rs",
+        r#"include!(concat!(env!("OUT_DIR"), "/generated.rs"));"#,
+    );
+    fs::write(&registry_src, "pub fn other() {}\n").unwrap();
+    p.cargo("clean").run();
+    let output = p
+        .cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: write own src: blocked: PermissionDenied
+[WARNING] victim@0.1.0: write registry src: blocked: PermissionDenied
+[WARNING] victim@0.1.0: create in target/debug: blocked: PermissionDenied
+[WARNING] victim@0.1.0: create via ..: blocked: PermissionDenied
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert_canary_absent(&p, &output, "CANARY-");
+    assert!(!p.read_file("src/lib.rs").contains("CANARY"));
+    assert!(
+        !fs::read_to_string(&registry_src)
+            .unwrap()
+            .contains("CANARY")
+    );
+}
+
+/// Escapes through links created inside `OUT_DIR`: a symlink to a secret, a
+/// symlink to a file to overwrite, a hard link to a secret.
+fn escapes_through_links(runner: &str) {
+    let secret = paths::home().join("secret.txt");
+    write_canary(&secret, "CANARY-link");
+    let target_file = paths::root().join("outside.txt");
+    fs::write(&target_file, "untouched").unwrap();
+    let p = attack_project(&format!(
+        r#"
+        let out = out_dir();
+        report("read via symlink", std::os::unix::fs::symlink({secret:?}, out.join("link"))
+            .and_then(|_| std::fs::read_to_string(out.join("link"))));
+        report("write via symlink", std::os::unix::fs::symlink({target_file:?}, out.join("wlink"))
+            .and_then(|_| std::fs::write(out.join("wlink"), "CANARY-overwritten"))
+            .map(|_| "written".into()));
+        report("read via hardlink", std::fs::hard_link({secret:?}, out.join("hard"))
+            .and_then(|_| std::fs::read_to_string(out.join("hard"))));
+        "#
+    ));
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: read via symlink: succeeded: CANARY-link
+[WARNING] victim@0.1.0: write via symlink: succeeded: written
+[WARNING] victim@0.1.0: read via hardlink: succeeded: CANARY-link
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    fs::write(&target_file, "untouched").unwrap();
+    p.cargo("clean").run();
+    let output = p
+        .cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: read via symlink: blocked: PermissionDenied
+[WARNING] victim@0.1.0: write via symlink: blocked: PermissionDenied
+[WARNING] victim@0.1.0: read via hardlink: blocked: CrossesDevices
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert_canary_absent(&p, &output, "CANARY-");
+    assert_eq!(fs::read_to_string(&target_file).unwrap(), "untouched");
+}
+
+/// Exfiltration over TCP, UDP and a unix socket to listeners on this machine.
+fn exfiltrates_over_sockets(runner: &str) {
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let unix_path = paths::root().join("exfil.sock");
+    let unix = UnixListener::bind(&unix_path).unwrap();
+    unix.set_nonblocking(true).unwrap();
+    let p = attack_project(&format!(
+        r#"
+        report("tcp", std::net::TcpStream::connect({tcp:?})
+            .and_then(|mut s| s.write_all(b"CANARY-tcp").map(|_| "sent".into())));
+        report("udp", std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.send_to(b"CANARY-udp", {udp:?}).map(|_| "sent".into())));
+        report("unix", std::os::unix::net::UnixStream::connect({unix_path:?})
+            .and_then(|mut s| s.write_all(b"CANARY-unix").map(|_| "sent".into())));
+        "#,
+        tcp = tcp.local_addr().unwrap().to_string(),
+        udp = udp.local_addr().unwrap().to_string(),
+    ));
+    let received = |tcp: &TcpListener, udp: &UdpSocket, unix: &UnixListener| {
+        let mut got = Vec::new();
+        if let Ok((mut stream, _)) = tcp.accept() {
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+            let mut data = String::new();
+            let _ = stream.read_to_string(&mut data);
+            got.push(data);
+        }
+        let mut buf = [0; 64];
+        if let Ok(n) = udp.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        if let Ok((mut stream, _)) = unix.accept() {
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+            let mut data = String::new();
+            let _ = stream.read_to_string(&mut data);
+            got.push(data);
+        }
+        got
+    };
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: tcp: succeeded: sent
+[WARNING] victim@0.1.0: udp: succeeded: sent
+[WARNING] victim@0.1.0: unix: succeeded: sent
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert_eq!(
+        received(&tcp, &udp, &unix),
+        ["CANARY-tcp", "CANARY-udp", "CANARY-unix"]
+    );
+    p.cargo("clean").run();
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: tcp: blocked: PermissionDenied
+[WARNING] victim@0.1.0: udp: blocked: PermissionDenied
+[WARNING] victim@0.1.0: unix: blocked: PermissionDenied
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert!(received(&tcp, &udp, &unix).is_empty());
+    let _ = std::io::stdout().flush();
+}
+
+/// Spawning a shell without a `run` grant.
+fn spawns_a_shell(runner: &str) {
+    let p = attack_project(
+        r#"
+        report("spawn /bin/sh", std::process::Command::new("/bin/sh")
+            .args(["-c", "echo shell ran"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned()));
+        "#,
+    );
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: spawn /bin/sh: succeeded: shell ran
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo("clean").run();
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: spawn /bin/sh: blocked: PermissionDenied
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+}
+
+/// Signalling the Cargo process that runs the build (`SIGCONT`: harmless, but
+/// delivered only where any signal would be).
+fn signals_cargo(runner: &str) {
+    let p = attack_project(
+        r#"
+        let pid: i32 = std::fs::read_to_string("cargo.pid").unwrap().trim().parse().unwrap();
+        const SIGCONT: i32 = 18;
+        let result = if unsafe { kill(pid, SIGCONT) } == 0 {
+            Ok("signal delivered".to_string())
+        } else {
+            Err(std::io::Error::last_os_error())
+        };
+        report("signal cargo", result);
+        "#,
+    );
+    // `exec` keeps the shell's pid, so the script can find Cargo's.
+    let cargo_with_pid_file = |runner: &str| {
+        let mut execs = p.process("/bin/sh");
+        execs
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > cargo.pid && exec \"$0\" build -Zsandboxed-build-scripts={runner}"
+            ))
+            .arg(crate::utils::fork_cargo())
+            .masquerade_as_nightly_cargo(&["sandboxed-build-scripts"]);
+        execs
+    };
+
+    cargo_with_pid_file("noop")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: signal cargo: succeeded: signal delivered
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo("clean").run();
+    cargo_with_pid_file(runner)
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: signal cargo: blocked: Uncategorized
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+}
+
+/// A script that leaves a daemon behind: it must not outlive the build.
+fn leaves_a_daemon(runner: &str) {
+    let p = attack_project(
+        r#"
+        let marker = out_dir().join("daemon-survived");
+        let _ = std::fs::remove_file(&marker);
+        if unsafe { fork() } == 0 {
+            unsafe {
+                setsid();
+                close(1);
+                close(2);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            std::fs::write(&marker, "the daemon outlived the build").unwrap();
+            std::process::exit(0);
+        }
+        report("daemonize", Ok("forked".into()));
+        "#,
+    );
+    let marker_exists = |p: &Project| {
+        std::thread::sleep(Duration::from_millis(2500));
+        glob_out_dir(p, "daemon-survived")
+    };
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: daemonize: succeeded: forked
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert!(
+        marker_exists(&p),
+        "baseline: the daemon should survive without a sandbox"
+    );
+    p.cargo("clean").run();
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: daemonize: succeeded: forked
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert!(
+        !marker_exists(&p),
+        "the daemon survived the sandboxed build"
+    );
+}
+
+/// Whether `OUT_DIR` of the `victim` build script holds `name`.
+fn glob_out_dir(p: &Project, name: &str) -> bool {
+    let build = p.root().join("target/debug/build");
+    fs::read_dir(build)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| entry.path().join("out").join(name).exists())
+}
+
+/// A fork bomb, bounded so that the baseline does not hurt the machine.
+fn forks_a_thousand_processes(runner: &str) {
+    let p = attack_project(
+        r#"
+        let mut forked = 0;
+        for _ in 0..1000 {
+            match unsafe { fork() } {
+                0 => {
+                    unsafe { close(1); close(2); }
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                    std::process::exit(0);
+                }
+                -1 => break,
+                _ => forked += 1,
+            }
+        }
+        report("fork 1000 processes", if forked == 1000 {
+            Ok(format!("{forked} processes"))
+        } else {
+            Err(std::io::ErrorKind::WouldBlock.into())
+        });
+        "#,
+    );
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: fork 1000 processes: succeeded: 1000 processes
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo("clean").run();
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: fork 1000 processes: blocked: WouldBlock
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+}
+
+/// An endless loop is stopped at the time limit; a quick script is not.
+fn loops_forever(runner: &str) {
+    let limited = r#"
+        [package]
+        name = "victim"
+        version = "0.1.0"
+        edition = "2021"
+        [package.build-sandbox.limits]
+        time = "2s"
+        "#;
+    let p = attack_project("if std::env::var_os(\"CARGO_FEATURE_SPIN\").is_some() { loop {} }");
+    p.change_file("Cargo.toml", &format!("{limited}\n[features]\nspin = []\n"));
+
+    // Control: within the limit.
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo_sandboxed(Some(runner), "build --features spin")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
+[NOTE] the build script ran in the `native` sandbox
+
+Caused by:
+  the build script exceeded its time limit of 2s
+  [HELP] to raise it, set `limits.time` in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+
+Caused by:
+  process didn't exit successfully: `[ROOT]/foo/target/debug/build/victim-[HASH]/build-script-build` (signal: 9, SIGKILL: kill)
+
+"#]])
+        .run();
+}
+
+/// Memory and output floods are stopped at their limits; modest use is not.
+fn floods_memory_and_output(runner: &str) {
+    let p = attack_project(
+        r#"
+        if std::env::var_os("CARGO_FEATURE_MEMORY").is_some() {
+            let mut hog = vec![1u8; 256 << 20];
+            hog[12345] = 2;
+            println!("cargo::warning=allocated {} bytes", hog.iter().map(|&b| b as usize).sum::<usize>());
+        }
+        if std::env::var_os("CARGO_FEATURE_OUTPUT").is_some() {
+            let line = "x".repeat(1023);
+            for _ in 0..1024 {
+                println!("{line}");
+            }
+        }
+        "#,
+    );
+    p.change_file(
+        "Cargo.toml",
+        r#"
+        [package]
+        name = "victim"
+        version = "0.1.0"
+        edition = "2021"
+        [features]
+        memory = []
+        output = []
+        [package.build-sandbox.limits]
+        memory = "64MiB"
+        output = "64KiB"
+        "#,
+    );
+
+    // Control: within the limits.
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo_sandboxed(Some(runner), "build --features memory")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
+[NOTE] the build script ran in the `native` sandbox
+
+Caused by:
+  the build script exceeded its memory limit of [FILE_SIZE]B
+  [HELP] to raise it, set `limits.memory` in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+
+Caused by:
+  process didn't exit successfully: `[ROOT]/foo/target/debug/build/victim-[HASH]/build-script-build` (signal: 9, SIGKILL: kill)
+
+"#]])
+        .run();
+    p.cargo_sandboxed(Some(runner), "build --features output")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
+[NOTE] the build script ran in the `native` sandbox
+
+Caused by:
+  the build script exceeded its output limit of [FILE_SIZE]B
+  [HELP] to raise it, set `limits.output` in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+
+Caused by:
+  process didn't exit successfully: `[ROOT]/foo/target/debug/build/victim-[HASH]/build-script-build` (signal: 9, SIGKILL: kill)
+  --- stdout
+...
+
+"#]])
+        .run();
+}
+
+macro_rules! per_runner {
+    ($runner:literal => $($attack:ident),* $(,)?) => {
+        $(
+            #[cargo_test]
+            fn $attack() {
+                super::$attack($runner);
+            }
+        )*
+    };
+}
+
+mod native {
+    use super::*;
+
+    per_runner!("native" =>
+        reads_secrets_in_home,
+        reads_secret_env,
+        reads_other_processes_environ,
+        writes_outside_out_dir,
+        escapes_through_links,
+        exfiltrates_over_sockets,
+        spawns_a_shell,
+        signals_cargo,
+        leaves_a_daemon,
+        forks_a_thousand_processes,
+        loops_forever,
+        floods_memory_and_output,
+    );
+}

@@ -2,7 +2,8 @@
 //!
 //! [`EffectivePolicy::new`] combines three parts, in this order:
 //!
-//! 1. the [`Baseline`] every sandboxed build script gets: read its package root,
+//! 1. the [`Baseline`] every sandboxed build script gets: read its package root
+//!    and the `OUT_DIR`s of the build scripts it gets `DEP_*` metadata from,
 //!    read and write its `OUT_DIR` and a private temporary directory, and the
 //!    environment variables Cargo sets for build scripts (those arrive through the
 //!    invocation, so the policy lists only names passed through on top);
@@ -27,6 +28,10 @@ pub struct Baseline {
     pub out_dir: PathBuf,
     /// A directory private to this build script, given to it as `TMPDIR`.
     pub temp_dir: PathBuf,
+    /// The `OUT_DIR`s of the build scripts whose `DEP_*` metadata Cargo passes
+    /// to this one, readable: `-sys` crates export their headers this way
+    /// (`cargo::metadata=include=$OUT_DIR/include`).
+    pub dependency_out_dirs: BTreeSet<PathBuf>,
 }
 
 /// Baseline + declared request + consumer grants, with absolute paths.
@@ -117,7 +122,9 @@ impl fmt::Display for EffectivePolicy {
                 .join(", ")
         }
         let baseline = &self.baseline;
-        let read = std::iter::once(&baseline.package_root).chain(&self.read);
+        let read = std::iter::once(&baseline.package_root)
+            .chain(&baseline.dependency_out_dirs)
+            .chain(&self.read);
         let write = [&baseline.out_dir, &baseline.temp_dir]
             .into_iter()
             .chain(&self.write);
@@ -177,6 +184,7 @@ mod tests {
             package_root: "/ws/pkg".into(),
             out_dir: "/ws/target/debug/build/pkg-1/out".into(),
             temp_dir: "/ws/target/debug/build/pkg-1/tmp".into(),
+            dependency_out_dirs: BTreeSet::new(),
         }
     }
 

@@ -71,6 +71,7 @@ mod tests {
             package_root: "/".into(),
             out_dir: "/tmp".into(),
             temp_dir: "/tmp".into(),
+            dependency_out_dirs: Default::default(),
         };
         EffectivePolicy::new(baseline, &Request::default(), [])
     }

@@ -192,6 +192,9 @@ impl ConfinementSpec {
             .insert("HOME".to_owned(), baseline.temp_dir.clone().into());
 
         spec.grant(&baseline.package_root, PathAccess::READ);
+        for out_dir in &baseline.dependency_out_dirs {
+            spec.grant(out_dir, PathAccess::READ);
+        }
         spec.grant(&baseline.out_dir, PathAccess::READ_WRITE);
         spec.grant(&baseline.temp_dir, PathAccess::READ_WRITE);
         spec.grant(invocation.program, PathAccess::READ_EXECUTE);
@@ -377,7 +380,7 @@ mod tests {
         fn new(name: &str) -> Dirs {
             let root = std::env::temp_dir()
                 .join(format!("build-sandbox-spec-{name}-{}", std::process::id()));
-            for dir in ["pkg", "out", "tmp"] {
+            for dir in ["pkg", "out", "tmp", "dep-out"] {
                 fs::create_dir_all(root.join(dir)).unwrap();
             }
             Dirs { root }
@@ -388,6 +391,7 @@ mod tests {
                 package_root: self.root.join("pkg"),
                 out_dir: self.root.join("out"),
                 temp_dir: self.root.join("tmp"),
+                dependency_out_dirs: [self.root.join("dep-out")].into(),
             };
             let table: toml::Table = request.parse().unwrap();
             let request = Request::from_toml(&toml::Value::Table(table)).unwrap();
@@ -446,6 +450,7 @@ mod tests {
         let dirs = Dirs::new("baseline");
         let spec = resolve(&dirs.policy(""), &BTreeMap::new()).unwrap();
         assert_eq!(spec.paths[&dirs.root.join("pkg")], PathAccess::READ);
+        assert_eq!(spec.paths[&dirs.root.join("dep-out")], PathAccess::READ);
         assert_eq!(spec.paths[&dirs.root.join("out")], PathAccess::READ_WRITE);
         assert_eq!(spec.paths[&dirs.root.join("tmp")], PathAccess::READ_WRITE);
         assert_eq!(spec.paths[Path::new("/bin/sh")], PathAccess::READ_EXECUTE);

@@ -3,9 +3,9 @@
 //! Resource limits of `setrlimit` fall short here: the kernel does not apply
 //! `RLIMIT_NPROC` to the real user id 0 (root), not even in a user namespace,
 //! and `RLIMIT_AS` limits each process on its own. So for each run the runner
-//! creates cgroups and moves the helper into them before writing its spec (the
-//! helper reads the spec before anything else, so it has not started any
-//! process yet); init, the script and everything they start inherit them:
+//! creates cgroups and names them in the spec, and the helper moves itself into
+//! them ([`join`]) first thing after reading it, before it starts any process;
+//! init, the script and everything they start inherit them:
 //!
 //! * `pids`: `pids.max` is the process limit, counting every process and thread
 //!   of the tree, the helper and init included. It is used whenever a writable
@@ -26,6 +26,17 @@
 //! processes of its own (or the root): Cargo's own cgroup usually has Cargo in
 //! it, and then the controller is unavailable. The probe runs once per process
 //! and creates and removes one cgroup per controller.
+//!
+//! The helper moves itself rather than being moved by the runner because of
+//! what a move costs: moving a whole process (writing its id to `cgroup.procs`)
+//! takes the kernel's global `cgroup_threadgroup_rwsem` for writing, which waits
+//! for an RCU grace period, 7 to 16 ms on a 2-core machine. A thread that moves
+//! itself (`0` to the v1 `tasks` file) skips that lock, in a fraction of a
+//! millisecond; the helper is single-threaded (`unshare(CLONE_NEWUSER)`
+//! requires it), so its only thread is the whole process. cgroup v2 moves only
+//! whole processes between domain cgroups, so there the helper writes `0` to
+//! `cgroup.procs` and pays for the lock. A helper that cannot move itself
+//! reports the error and starts nothing.
 //!
 //! Without a usable cgroup, [`Plan::new`] refuses what cannot be enforced
 //! otherwise (fail closed) unless the user allowed a [`Weakening`].
@@ -308,6 +319,7 @@ impl Plan {
             let existing = cgroups
                 .dirs
                 .iter()
+                .map(|(_, dir)| dir)
                 .find(|dir| dir.parent() == Some(&hierarchy.own))
                 .cloned();
             let dir = match existing {
@@ -316,7 +328,7 @@ impl Plan {
                     let dir = create_child(&hierarchy.own).with_context(|| {
                         format!("failed to create a cgroup in `{}`", hierarchy.own.display())
                     })?;
-                    cgroups.dirs.push(dir.clone());
+                    cgroups.dirs.push((hierarchy.version, dir.clone()));
                     dir
                 }
             };
@@ -395,8 +407,8 @@ fn write(dir: &Path, name: &str, value: u64) -> anyhow::Result<()> {
 /// The cgroups of one run; dropping them removes them.
 #[derive(Debug)]
 pub(super) struct RunCgroups {
-    /// Every cgroup created, in order.
-    dirs: Vec<PathBuf>,
+    /// Every cgroup created, in order, with its version.
+    dirs: Vec<(Version, PathBuf)>,
     /// The `pids` cgroup and its limit.
     pids: Option<(PathBuf, u64)>,
     /// The `memory` cgroup, its version and its limit.
@@ -404,23 +416,16 @@ pub(super) struct RunCgroups {
 }
 
 impl RunCgroups {
-    /// Moves the helper, process `pid`, into every cgroup of the run.
-    ///
-    /// A helper that already exited is left to the report of the run: it never
-    /// read its spec.
-    pub fn add(&self, pid: libc::pid_t) -> anyhow::Result<()> {
-        for dir in &self.dirs {
-            match fs::write(dir.join("cgroup.procs"), pid.to_string()) {
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
-                result => result.with_context(|| {
-                    format!(
-                        "failed to move the sandbox helper into the cgroup `{}`",
-                        dir.display()
-                    )
-                })?,
-            }
-        }
-        Ok(())
+    /// The files through which the helper moves itself into the cgroups of
+    /// the run ([`join`]): `tasks` in cgroup v1, `cgroup.procs` in v2.
+    pub fn join_files(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .map(|(version, dir)| match version {
+                Version::V1 => dir.join("tasks"),
+                Version::V2 => dir.join("cgroup.procs"),
+            })
+            .collect()
     }
 
     /// The limit the kernel enforced by stopping a process, if any: an OOM
@@ -447,7 +452,7 @@ impl RunCgroups {
 impl Drop for RunCgroups {
     fn drop(&mut self) {
         let deadline = Instant::now() + REMOVE_TIMEOUT;
-        for dir in &self.dirs {
+        for (_, dir) in &self.dirs {
             // Busy while the processes of the PID namespace are exiting. A cgroup
             // that stays busy is left behind: it is empty once they are gone.
             while let Err(e) = fs::remove_dir(dir) {
@@ -458,6 +463,22 @@ impl Drop for RunCgroups {
             }
         }
     }
+}
+
+/// Moves the calling process, the helper, into the cgroups of its run, given
+/// by [`RunCgroups::join_files`].
+///
+/// The process must be single-threaded: in cgroup v1 this moves only the
+/// calling thread, which then skips the lock that a move of a whole process
+/// takes (see the module documentation).
+pub(super) fn join(files: &[PathBuf]) -> anyhow::Result<()> {
+    for file in files {
+        fs::write(file, "0").with_context(|| {
+            let dir = file.parent().unwrap_or(file);
+            format!("failed to move into the cgroup `{}`", dir.display())
+        })?;
+    }
+    Ok(())
 }
 
 /// The counter `key` of a file of `<key> <value>` lines; 0 if it cannot be read.

@@ -11,13 +11,13 @@
 //!          outside   └──────── new user, PID, IPC, UTS [and network] namespaces
 //! ```
 //!
-//! 1. The **helper**, which the runner moved into the run's cgroups before
-//!    writing the spec, reads the spec, points stdin at `/dev/null`, forbids
-//!    core dumps, creates the namespaces with `unshare`, maps its user and group
-//!    to themselves, sets `RLIMIT_NPROC` (counted per user namespace, so only
-//!    the script's processes count; a second layer under the `pids` cgroup, and
-//!    none for root) and forks. It then waits for init and exits
-//!    the way the build script did, re-raising the signal that killed it.
+//! 1. The **helper** reads the spec, moves itself into the run's cgroups (see
+//!    the module `cgroup`), points stdin at `/dev/null`, forbids core dumps,
+//!    creates the namespaces with `unshare`, maps its user and group to
+//!    themselves, sets `RLIMIT_NPROC` (counted per user namespace, so only the
+//!    script's processes count; a second layer under the `pids` cgroup, and
+//!    none for root) and forks. It then waits for init and exits the way the
+//!    build script did, re-raising the signal that killed it.
 //! 2. **init**, PID 1 of the new PID namespace, dies with the helper
 //!    (`PR_SET_PDEATHSIG`), changes to the working directory, marks every
 //!    inherited descriptor but the jobserver's close-on-exec, sets
@@ -50,8 +50,8 @@ use landlock::{
 };
 
 use super::kernel::{LANDLOCK_ABI, landlock_ruleset};
-use super::seccomp;
 use super::spec::{ConfinementSpec, Network, PathAccess};
+use super::{cgroup, seccomp};
 
 /// The largest spec the helper reads; environments are large, but not this large.
 const MAX_SPEC_BYTES: u64 = 64 << 20;
@@ -106,6 +106,8 @@ impl Status {
 
 /// The helper's part: namespaces, then wait for init.
 fn supervise(spec: &ConfinementSpec, status: &Status) -> anyhow::Result<std::convert::Infallible> {
+    cgroup::join(&spec.cgroups)
+        .context("failed to limit the processes and memory of the build script")?;
     let null = File::open("/dev/null").context("failed to open `/dev/null`")?;
     // SAFETY: plain system calls on descriptors this process owns.
     unsafe {

@@ -8,9 +8,9 @@
 //! 2. creates the run's cgroups ([`cgroup`]): the process limit and the memory
 //!    limit of the script's whole process tree;
 //! 3. starts the *helper*: Cargo's own executable again, with [`HELPER_ARG`]
-//!    (see [`crate::RunnerContext`]), in a session of its own, moves it into the
-//!    cgroups, and writes the spec as JSON to its stdin; it also gets a status
-//!    pipe;
+//!    (see [`crate::RunnerContext`]), in a session of its own, and writes the
+//!    spec as JSON to its stdin; the helper moves itself into the cgroups the
+//!    spec names before it starts any process. It also gets a status pipe;
 //! 4. streams the script's output like the `noop` runner, while a watchdog kills
 //!    the session when the time or output limit is exceeded;
 //! 5. reads the status pipe to tell a script that ran from a confinement that

@@ -106,6 +106,7 @@ impl SandboxRunner for NativeRunner {
         }
         let status_fd = status_write.as_raw_fd();
         spec.status_fd = status_fd;
+        spec.cgroups = cgroups.join_files();
         // SAFETY: only async-signal-safe system calls between `fork` and `exec`.
         unsafe {
             command.pre_exec(move || {
@@ -137,12 +138,6 @@ impl SandboxRunner for NativeRunner {
                 child.id()
             )));
         };
-        // The helper waits for its spec, so it has started no process yet.
-        if let Err(e) = cgroups.add(session) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(RunError::Sandbox(e));
-        }
         if let Some(mut stdin) = child.stdin.take() {
             // On a thread of its own: a helper that does not read its stdin must
             // still be streamed and stopped by the watchdog. A helper that exits
@@ -337,7 +332,8 @@ mod tests {
         let mut spec: ConfinementSpec = serde_json::from_str(
             r#"{"program":"/bin/true","args":[],"env":{},"cwd":"/","paths":{},
                 "tcp_connect":[],"network":"Isolated",
-                "limits":{"processes":1,"memory":null},"keep_fds":[],"status_fd":-1}"#,
+                "limits":{"processes":1,"memory":null},"keep_fds":[],"status_fd":-1,
+                "cgroups":[]}"#,
         )
         .unwrap();
         share_jobserver(&command, &mut spec);

@@ -118,6 +118,9 @@ pub(super) struct ConfinementSpec {
     /// Where the helper reports on the confinement (see the module `helper`).
     pub status_fd: i32,
 }
+    /// The files through which the helper moves itself into the run's cgroups
+    /// (see the module `cgroup`).
+    pub cgroups: Vec<PathBuf>,
 
 /// What a script may do with a path and what is beneath it; reading is always allowed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,7 +170,8 @@ pub(super) struct ProcessLimits {
 }
 
 impl ConfinementSpec {
-    /// Resolves `invocation` against Cargo's process; descriptors are filled in by the runner.
+    /// Resolves `invocation` against Cargo's process; descriptors and cgroups are
+    /// filled in by the runner.
     pub fn resolve(invocation: &Invocation<'_>) -> anyhow::Result<ConfinementSpec> {
         let policy = invocation.policy;
         let baseline = &policy.baseline;
@@ -186,6 +190,7 @@ impl ConfinementSpec {
             keep_fds: Vec::new(),
             status_fd: -1,
         };
+            cgroups: Vec::new(),
         spec.env
             .insert("TMPDIR".to_owned(), baseline.temp_dir.clone().into());
         spec.env

@@ -3,9 +3,10 @@
 //! Run with `cargo xtask bench` (it builds the fork and sets
 //! `BUILD_SANDBOX_FORK_CARGO`). Two measurements:
 //!
-//! 1. **Flag off against stock Cargo**: a cold build (fresh target directory) of
-//!    a workspace depending on popular crates with build scripts, alternating
-//!    stock Cargo and the fork without `-Zsandboxed-build-scripts`.
+//! 1. **Cold builds**: a fresh target directory and a package depending on
+//!    popular crates with build scripts, built in turn by stock Cargo, the fork
+//!    without `-Zsandboxed-build-scripts`, and the fork with the `noop` and
+//!    `native` runners.
 //! 2. **Per build-script overhead** of each runner against `noop`: a workspace
 //!    of path packages with trivial build scripts; every iteration changes an
 //!    environment variable the scripts watch, so all of them rerun (and nothing
@@ -36,26 +37,45 @@ fn main() {
     let work = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     fs::create_dir_all(&work).unwrap();
 
-    println!("## Flag off against stock Cargo (cold build, median of {runs})\n");
+    println!("## Cold build of popular crates (median of {runs})\n");
     let popular = popular_workspace(&work);
     // Download and lock once, outside the measurement.
     cargo(&stock, &popular, &["fetch"]).status().unwrap();
-    let mut stock_times = Vec::new();
-    let mut fork_times = Vec::new();
+    let configurations: [(&str, &Path, Option<&str>); 4] = [
+        ("stock Cargo", &stock, None),
+        ("fork, flag off", &fork, None),
+        ("fork, `noop`", &fork, Some("noop")),
+        ("fork, `native`", &fork, Some("native")),
+    ];
+    let mut times = vec![Vec::new(); configurations.len()];
     for _ in 0..runs {
-        for (cargo_exe, times) in [(&stock, &mut stock_times), (&fork, &mut fork_times)] {
+        // Interleaved, so that drift in the machine's speed hits all alike.
+        for ((_, cargo_exe, runner), times) in configurations.iter().zip(&mut times) {
             let _ = fs::remove_dir_all(popular.join("target"));
-            times.push(time(cargo(cargo_exe, &popular, &["build", "--offline"])));
+            let mut command = cargo(cargo_exe, &popular, &["build", "--offline"]);
+            if let Some(runner) = runner {
+                command.arg(format!("-Zsandboxed-build-scripts={runner}"));
+            }
+            times.push(time(command));
         }
     }
-    let (stock_median, fork_median) = (median(&mut stock_times), median(&mut fork_times));
-    println!("| cargo | cold build |\n| --- | --- |");
-    println!("| stock | {:.2} s |", stock_median.as_secs_f64());
-    println!(
-        "| fork, flag off | {:.2} s ({:+.1} %) |\n",
-        fork_median.as_secs_f64(),
-        (fork_median.as_secs_f64() / stock_median.as_secs_f64() - 1.0) * 100.0
-    );
+    let medians: Vec<Duration> = times.iter_mut().map(|times| median(times)).collect();
+    println!("| cargo | cold build | against stock | against `noop` |\n| --- | --- | --- | --- |");
+    for ((name, _, _), median) in configurations.iter().zip(&medians) {
+        let ratio = |base: Duration| {
+            format!(
+                "{:+.1} %",
+                (median.as_secs_f64() / base.as_secs_f64() - 1.0) * 100.0
+            )
+        };
+        println!(
+            "| {name} | {:.2} s | {} | {} |",
+            median.as_secs_f64(),
+            ratio(medians[0]),
+            ratio(medians[2])
+        );
+    }
+    println!();
 
     println!(
         "## Per build-script overhead against `noop` ({SCRIPTS} scripts rerun, median of {runs})\n"

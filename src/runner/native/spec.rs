@@ -117,10 +117,10 @@ pub(super) struct ConfinementSpec {
     pub keep_fds: Vec<i32>,
     /// Where the helper reports on the confinement (see the module `helper`).
     pub status_fd: i32,
-}
     /// The files through which the helper moves itself into the run's cgroups
     /// (see the module `cgroup`).
     pub cgroups: Vec<PathBuf>,
+}
 
 /// What a script may do with a path and what is beneath it; reading is always allowed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,8 +189,8 @@ impl ConfinementSpec {
             },
             keep_fds: Vec::new(),
             status_fd: -1,
-        };
             cgroups: Vec::new(),
+        };
         spec.env
             .insert("TMPDIR".to_owned(), baseline.temp_dir.clone().into());
         spec.env

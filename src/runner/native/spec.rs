@@ -338,14 +338,16 @@ fn find_program(program: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// The sysroot of `rustc`, from `rustc --print sysroot`, once per compiler and process.
+///
+/// The lock is held while `rustc` runs: the first scripts of a build start
+/// together, and one `rustc` (through `rustup`, some 20 ms of CPU) is enough.
 fn sysroot(rustc: &Path) -> anyhow::Result<PathBuf> {
     static SYSROOTS: OnceLock<Mutex<BTreeMap<PathBuf, PathBuf>>> = OnceLock::new();
-    let sysroots = SYSROOTS.get_or_init(Default::default);
-    if let Some(sysroot) = sysroots
+    let mut sysroots = SYSROOTS
+        .get_or_init(Default::default)
         .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(rustc)
-    {
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(sysroot) = sysroots.get(rustc) {
         return Ok(sysroot.clone());
     }
     let failed = || format!("failed to find the sysroot of `{}`", rustc.display());
@@ -361,10 +363,7 @@ fn sysroot(rustc: &Path) -> anyhow::Result<PathBuf> {
         .map_err(|_| anyhow::anyhow!("the sysroot is not valid UTF-8"))
         .with_context(failed)?;
     let sysroot = PathBuf::from(text.trim_end());
-    sysroots
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(rustc.to_owned(), sysroot.clone());
+    sysroots.insert(rustc.to_owned(), sysroot.clone());
     Ok(sysroot)
 }
 

@@ -6,7 +6,8 @@
 //!
 //! * the **environment** starts empty and gets the variables Cargo sets, the
 //!   variables the policy passes through, `TMPDIR` and `HOME` (both the private
-//!   temporary directory), and `PATH` only when the policy runs programs;
+//!   temporary directory), and a `PATH` of the compiler's directory and those of
+//!   the programs the policy runs;
 //! * the **filesystem** rules: the baseline (package root, `OUT_DIR`, the
 //!   temporary directory, the script itself, the dynamic loader and system
 //!   libraries, a few device files), `RUSTC` with its sysroot (every script may
@@ -221,19 +222,31 @@ impl ConfinementSpec {
             })?),
             _ => None,
         };
-        if let Some(rustc) = &rustc {
-            spec.grant(rustc, PathAccess::READ_EXECUTE);
-            spec.grant(&sysroot(rustc)?, PathAccess::READ_EXECUTE);
-        }
-
         // `PATH` lists the directories of the programs the policy runs, starting
         // with the compiler's: `RUSTC` may be a bare name (Cargo passes what it
         // resolved), and a probe must find it as it would without a sandbox.
-        let mut path: Vec<PathBuf> = rustc
-            .iter()
-            .filter_map(|rustc| rustc.parent())
-            .map(Path::to_owned)
-            .collect();
+        let mut path: Vec<PathBuf> = Vec::new();
+        if let Some(rustc) = &rustc {
+            let sysroot = sysroot(rustc)?;
+            spec.grant(rustc, PathAccess::READ_EXECUTE);
+            spec.grant(&sysroot, PathAccess::READ_EXECUTE);
+            // A `rustc` outside its sysroot is a wrapper such as rustup's proxy,
+            // which needs `~/.rustup` and its environment, out of reach here. The
+            // compiler it stands for is the sysroot's, so that one is found first
+            // and, where `RUSTC` names the wrapper by path, runs in its place.
+            let real = sysroot
+                .join("bin")
+                .join(rustc.file_name().unwrap_or_default());
+            if !rustc.starts_with(&sysroot) && real.is_file() {
+                path.push(sysroot.join("bin"));
+                if let Some(Some(named)) = invocation.env.get("RUSTC")
+                    && Path::new(named).components().count() > 1
+                {
+                    spec.env.insert("RUSTC".to_owned(), real.into_os_string());
+                }
+            }
+            path.extend(rustc.parent().map(Path::to_owned));
+        }
         for program in &policy.run {
             let found = match program {
                 Program::Name(name) => find_program(Path::new(name)),
@@ -519,6 +532,31 @@ mod tests {
         let sysroot = sysroot(&rustc).unwrap();
         assert_eq!(spec.paths[&sysroot], PathAccess::READ_EXECUTE);
         let path = std::env::split_paths(&spec.env["PATH"]).collect::<Vec<_>>();
-        assert_eq!(path, [rustc.parent().unwrap()]);
+        assert_eq!(path.last().unwrap(), rustc.parent().unwrap());
+    }
+
+    #[test]
+    fn a_rustc_wrapper_gives_way_to_the_sysroots_compiler() {
+        let Ok(real) = find_program(Path::new("rustc")) else {
+            return;
+        };
+        let dirs = Dirs::new("wrapper");
+        let wrapper = dirs.root.join("rustc");
+        fs::write(
+            &wrapper,
+            format!("#!/bin/sh\nexec {} \"$@\"\n", real.display()),
+        )
+        .unwrap();
+        fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let env = BTreeMap::from([("RUSTC".to_owned(), Some(wrapper.clone().into_os_string()))]);
+        let spec = resolve(&dirs.policy(""), &env).unwrap();
+        let sysroot_rustc = sysroot(&wrapper).unwrap().join("bin/rustc");
+        assert_eq!(spec.env["RUSTC"], sysroot_rustc.as_os_str());
+        let path = std::env::split_paths(&spec.env["PATH"]).collect::<Vec<_>>();
+        assert_eq!(path, [sysroot_rustc.parent().unwrap(), dirs.root.as_path()]);
     }
 }

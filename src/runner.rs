@@ -288,17 +288,31 @@ pub enum Weakening {
     /// Limit the address space of each process (`RLIMIT_AS`) when the memory of
     /// the script's whole process tree cannot be limited (no `memory` cgroup).
     MemoryLimit,
+    /// Apply the landlock restrictions the kernel enforces when it lacks some
+    /// that the `native` runner uses (landlock ABI 1 to 5, Linux 5.13 to 6.11):
+    /// reads and writes stay confined, but below ABI 3 a script can truncate
+    /// (empty) any file the user may write, below 5 it can use `ioctl` on the
+    /// devices it may open, and below 6 it has no signal and abstract unix
+    /// socket scopes (the namespaces and seccomp still stand in for them). It
+    /// never runs a script without landlock, nor one with `net` grants without
+    /// TCP port rules (below ABI 4).
+    PartialLandlock,
 }
 
 impl Weakening {
     /// Every weakening, in the order error messages list them.
-    pub const ALL: [Weakening; 2] = [Weakening::ProcessLimit, Weakening::MemoryLimit];
+    pub const ALL: [Weakening; 3] = [
+        Weakening::ProcessLimit,
+        Weakening::MemoryLimit,
+        Weakening::PartialLandlock,
+    ];
 
     /// The name used in configuration, e.g. `process-limit`.
     pub fn name(self) -> &'static str {
         match self {
             Weakening::ProcessLimit => "process-limit",
             Weakening::MemoryLimit => "memory-limit",
+            Weakening::PartialLandlock => "partial-landlock",
         }
     }
 }
@@ -311,11 +325,11 @@ impl FromStr for Weakening {
             .into_iter()
             .find(|weakening| weakening.name() == s)
             .ok_or_else(|| {
-                let names: Vec<_> = Weakening::ALL
-                    .iter()
-                    .map(|weakening| format!("`{weakening}`"))
-                    .collect();
-                format!("unknown weakening `{s}`, expected {}", names.join(" or "))
+                let [rest @ .., last] = Weakening::ALL.map(|weakening| format!("`{weakening}`"));
+                format!(
+                    "unknown weakening `{s}`, expected {} or {last}",
+                    rest.join(", ")
+                )
             })
     }
 }
@@ -375,9 +389,14 @@ mod tests {
             assert_eq!(weakening.to_string().parse(), Ok(weakening));
         }
         assert_eq!("process-limit".parse(), Ok(Weakening::ProcessLimit));
+        assert_eq!("partial-landlock".parse(), Ok(Weakening::PartialLandlock));
         assert_eq!(
             "processes".parse::<Weakening>(),
-            Err("unknown weakening `processes`, expected `process-limit` or `memory-limit`".into())
+            Err(
+                "unknown weakening `processes`, expected `process-limit`, `memory-limit` or \
+                 `partial-landlock`"
+                    .into()
+            )
         );
     }
 }

@@ -23,7 +23,10 @@
 //!    inherited descriptor but the jobserver's close-on-exec, sets
 //!    `RLIMIT_AS` if the spec asks for it (no `memory` cgroup), empties its capability bounding set, and applies landlock
 //!    (filesystem, TCP ports, signal and abstract-socket scopes, with
-//!    `no_new_privs`) and the seccomp filters. It forks the build script and
+//!    `no_new_privs`) and the seccomp filters. Landlock gets exactly the
+//!    restrictions of the ABI the spec names (6, or what the kernel has when
+//!    the user allowed `partial-landlock`, see the module `kernel`), and the
+//!    kernel must enforce all of them. It forks the build script and
 //!    reaps every process until the script exits; then it reports the script's
 //!    status to the helper and exits, and the kernel kills whatever is left in
 //!    the namespace (daemons included).
@@ -46,10 +49,10 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use landlock::{
-    AccessFs, AccessNet, NetPort, PathBeneath, PathFd, RulesetCreatedAttr, RulesetStatus,
+    ABI, AccessFs, AccessNet, NetPort, PathBeneath, PathFd, RulesetCreatedAttr, RulesetStatus,
 };
 
-use super::kernel::{LANDLOCK_ABI, landlock_ruleset};
+use super::kernel::landlock_ruleset;
 use super::spec::{ConfinementSpec, Network, PathAccess};
 use super::{cgroup, seccomp};
 
@@ -230,38 +233,45 @@ fn drop_capabilities() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies the landlock ruleset: the spec's paths and ports, and the scopes.
+/// Applies the landlock ruleset of the spec's ABI: its paths and ports, and
+/// the scopes.
 fn restrict_access(spec: &ConfinementSpec) -> anyhow::Result<()> {
-    let failed = "failed to restrict filesystem and network access with landlock";
-    let mut ruleset = landlock_ruleset().context(failed)?;
+    // An ABI the runner does not apply (0, say) handles nothing: creating the ruleset fails.
+    let abi = ABI::from(i32::from(spec.landlock_abi));
+    let failed =
+        || format!("failed to restrict filesystem and network access with landlock ABI {abi}");
+    let mut ruleset = landlock_ruleset(abi).with_context(failed)?;
     for (path, access) in &spec.paths {
-        let rule = path_rule(path, *access)
+        let rule = path_rule(path, *access, abi)
             .with_context(|| format!("failed to add a landlock rule for `{}`", path.display()))?;
-        ruleset = ruleset.add_rule(rule).context(failed)?;
+        ruleset = ruleset.add_rule(rule).with_context(failed)?;
     }
     for &port in &spec.tcp_connect {
         ruleset = ruleset
             .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
-            .context(failed)?;
+            .with_context(failed)?;
     }
-    let status = ruleset.restrict_self().context(failed)?;
+    let status = ruleset.restrict_self().with_context(failed)?;
     if status.ruleset != RulesetStatus::FullyEnforced || !status.no_new_privs {
-        bail!("{failed}: the kernel enforces the ruleset only partially ({status:?})");
+        bail!(
+            "{}: the kernel enforces the ruleset only partially ({status:?})",
+            failed()
+        );
     }
     Ok(())
 }
 
-fn path_rule(path: &Path, access: PathAccess) -> anyhow::Result<PathBeneath<PathFd>> {
+fn path_rule(path: &Path, access: PathAccess, abi: ABI) -> anyhow::Result<PathBeneath<PathFd>> {
     let mut rights = AccessFs::ReadFile | AccessFs::ReadDir;
     if access.execute {
         rights |= AccessFs::Execute;
     }
     if access.write {
-        rights |= AccessFs::from_write(LANDLOCK_ABI);
+        rights |= AccessFs::from_write(abi);
     }
     let fd = PathFd::new(path)?;
     if !std::fs::metadata(path)?.is_dir() {
-        rights &= AccessFs::from_file(LANDLOCK_ABI);
+        rights &= AccessFs::from_file(abi);
     }
     Ok(PathBeneath::new(fd, rights))
 }

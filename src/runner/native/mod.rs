@@ -22,10 +22,14 @@
 //! abstract unix socket scopes), seccomp and resource limits, with an init
 //! process that takes every process of the script down with it.
 //!
-//! A limit that cannot be enforced is refused by [`NativeRunner`]'s `check`
-//! (the process limit when Cargo runs as root without a `pids` cgroup, a memory
-//! limit without a `memory` cgroup), unless the user allowed the
-//! [`Weakening`](crate::Weakening).
+//! What the system cannot enforce is refused by [`NativeRunner`]'s `check`
+//! (fail closed), unless the user allowed the [`Weakening`](crate::Weakening):
+//! the process limit when Cargo runs as root without a `pids` cgroup, a memory
+//! limit without a `memory` cgroup (see the module `cgroup`), and the landlock
+//! restrictions of ABI 6 on an older kernel (see the module `kernel`: with
+//! `partial-landlock` the helper applies those of the kernel's ABI, from 1 on,
+//! or from 4 on for a policy with `net` grants). Namespaces, seccomp and
+//! landlock itself have no opt-out.
 //!
 //! Cargo must call [`run_helper_if_requested`] first thing in `main`. The runner
 //! exists only on Linux; elsewhere the helper refuses to run.

@@ -18,6 +18,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 
 use anyhow::Context;
+use landlock::ABI;
 
 use super::cgroup::{Plan, RunCgroups};
 use super::kernel;
@@ -46,10 +47,12 @@ impl NativeRunner {
         }
     }
 
-    /// Checks the kernel and decides which limits go through cgroups.
-    fn plan(&self, policy: &EffectivePolicy) -> anyhow::Result<Plan> {
-        kernel::check_support()?;
-        Plan::new(DEFAULT_PROCESSES, policy.limits.memory, &self.allow_weaker)
+    /// Checks the kernel, decides which landlock ABI the helper applies and
+    /// which limits go through cgroups.
+    fn plan(&self, policy: &EffectivePolicy) -> anyhow::Result<(ABI, Plan)> {
+        let abi = kernel::check_support(!policy.net.is_empty(), &self.allow_weaker)?;
+        let plan = Plan::new(DEFAULT_PROCESSES, policy.limits.memory, &self.allow_weaker)?;
+        Ok((abi, plan))
     }
 }
 
@@ -80,9 +83,10 @@ impl SandboxRunner for NativeRunner {
         on_stderr_line: LineCallback<'_>,
     ) -> Result<Output, RunError> {
         let policy = invocation.policy;
-        let plan = self.plan(policy).map_err(RunError::Sandbox)?;
+        let (abi, plan) = self.plan(policy).map_err(RunError::Sandbox)?;
         reset_dir(&policy.baseline.temp_dir).map_err(RunError::Sandbox)?;
         let mut spec = ConfinementSpec::resolve(invocation).map_err(RunError::Sandbox)?;
+        spec.landlock_abi = abi as u8;
         if plan.limits_memory() {
             // The cgroup limits the whole tree; an `RLIMIT_AS` failure would hide
             // that the limit was exceeded.
@@ -333,7 +337,7 @@ mod tests {
             r#"{"program":"/bin/true","args":[],"env":{},"cwd":"/","paths":{},
                 "tcp_connect":[],"network":"Isolated",
                 "limits":{"processes":1,"memory":null},"keep_fds":[],"status_fd":-1,
-                "cgroups":[]}"#,
+                "cgroups":[],"landlock_abi":6}"#,
         )
         .unwrap();
         share_jobserver(&command, &mut spec);

@@ -15,6 +15,9 @@
 //! * the **network**: no `net` entry means a network namespace of its own;
 //!   otherwise TCP connections to the granted ports only.
 //!
+//! The runner fills in what it decides itself: the descriptors, the cgroups
+//! and the landlock ABI the helper applies (see the module `kernel`).
+//!
 //! Paths that do not exist are left out: a rule can only be attached to an
 //! existing file, and what does not exist cannot be read.
 
@@ -30,6 +33,7 @@ use std::sync::{Mutex, OnceLock};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use super::kernel::LANDLOCK_ABI;
 use crate::runner::Invocation;
 use crate::{EnvPattern, Preset, Program};
 
@@ -121,6 +125,9 @@ pub(super) struct ConfinementSpec {
     /// The files through which the helper moves itself into the run's cgroups
     /// (see the module `cgroup`).
     pub cgroups: Vec<PathBuf>,
+    /// The landlock ABI whose restrictions the helper applies, all of them:
+    /// 6, or less with the `partial-landlock` weakening (see the module `kernel`).
+    pub landlock_abi: u8,
 }
 
 /// What a script may do with a path and what is beneath it; reading is always allowed.
@@ -171,8 +178,8 @@ pub(super) struct ProcessLimits {
 }
 
 impl ConfinementSpec {
-    /// Resolves `invocation` against Cargo's process; descriptors and cgroups are
-    /// filled in by the runner.
+    /// Resolves `invocation` against Cargo's process; descriptors, cgroups and
+    /// the landlock ABI (ABI 6 until then) are filled in by the runner.
     pub fn resolve(invocation: &Invocation<'_>) -> anyhow::Result<ConfinementSpec> {
         let policy = invocation.policy;
         let baseline = &policy.baseline;
@@ -191,6 +198,7 @@ impl ConfinementSpec {
             keep_fds: Vec::new(),
             status_fd: -1,
             cgroups: Vec::new(),
+            landlock_abi: LANDLOCK_ABI as u8,
         };
         spec.env
             .insert("TMPDIR".to_owned(), baseline.temp_dir.clone().into());

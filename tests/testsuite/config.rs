@@ -209,7 +209,7 @@ fn unknown_weakening_in_config() {
 [ERROR] failed to set up the `native` sandbox for the build script of `foo v0.1.0 ([ROOT]/foo)`
 
 Caused by:
-  invalid `build-sandbox.native.allow-weaker` in [ROOT]/foo/.cargo/config.toml: unknown weakening `no-landlock`, expected `process-limit` or `memory-limit`
+  invalid `build-sandbox.native.allow-weaker` in [ROOT]/foo/.cargo/config.toml: unknown weakening `no-landlock`, expected `process-limit`, `memory-limit` or `partial-landlock`
 
 "#]])
         .run();

@@ -1,13 +1,17 @@
 //! What the sandbox costs, as ratios measured in one run.
 //!
 //! Run with `cargo xtask bench` (it builds the fork and sets
-//! `BUILD_SANDBOX_FORK_CARGO`). Two measurements:
+//! `BUILD_SANDBOX_FORK_CARGO`). Three measurements:
 //!
 //! 1. **Cold builds**: a fresh target directory and a package depending on
-//!    popular crates with build scripts, built in turn by stock Cargo, the fork
-//!    without `-Zsandboxed-build-scripts`, and the fork with the `noop` and
-//!    `native` runners.
-//! 2. **Per build-script overhead** of each runner against `noop`: a workspace
+//!    popular crates with build scripts, built in turn by stock Cargo, Cargo
+//!    built from the fork's sources without the patches (`BENCH_UNPATCHED_CARGO`,
+//!    when set), the fork without `-Zsandboxed-build-scripts`, and the fork
+//!    with the `noop` and `native` runners.
+//! 2. **No-op builds** of the same package, everything fresh: Cargo's own
+//!    work (resolution, fingerprints) without `rustc`, where a cost of the patch
+//!    with the flag off would show most.
+//! 3. **Per build-script overhead** of each runner against `noop`: a workspace
 //!    of path packages with trivial build scripts; every iteration changes an
 //!    environment variable the scripts watch, so all of them rerun (and nothing
 //!    else changes), and the difference to `noop` is divided by their number.
@@ -41,12 +45,17 @@ fn main() {
     let popular = popular_workspace(&work);
     // Download and lock once, outside the measurement.
     cargo(&stock, &popular, &["fetch"]).status().unwrap();
-    let configurations: [(&str, &Path, Option<&str>); 4] = [
+    let unpatched = std::env::var_os("BENCH_UNPATCHED_CARGO").map(PathBuf::from);
+    let mut configurations: Vec<(&str, &Path, Option<&str>)> = vec![
         ("stock Cargo", &stock, None),
         ("fork, flag off", &fork, None),
         ("fork, `noop`", &fork, Some("noop")),
         ("fork, `native`", &fork, Some("native")),
     ];
+    if let Some(unpatched) = &unpatched {
+        configurations.insert(1, ("unpatched `cargo` 0.98.0", unpatched, None));
+    }
+    let noop_index = configurations.len() - 2;
     let mut times = vec![Vec::new(); configurations.len()];
     for _ in 0..runs {
         // Interleaved, so that drift in the machine's speed hits all alike.
@@ -60,7 +69,12 @@ fn main() {
         }
     }
     let medians: Vec<Duration> = times.iter_mut().map(|times| median(times)).collect();
-    println!("| cargo | cold build | against stock | against `noop` |\n| --- | --- | --- | --- |");
+    // The patch's own cost is the fork against the same sources unpatched.
+    let reference = if unpatched.is_some() { 1 } else { 0 };
+    println!(
+        "| cargo | cold build | against {} | against `noop` |\n| --- | --- | --- | --- |",
+        configurations[reference].0
+    );
     for ((name, _, _), median) in configurations.iter().zip(&medians) {
         let ratio = |base: Duration| {
             format!(
@@ -71,8 +85,47 @@ fn main() {
         println!(
             "| {name} | {:.2} s | {} | {} |",
             median.as_secs_f64(),
-            ratio(medians[0]),
-            ratio(medians[2])
+            ratio(medians[reference]),
+            ratio(medians[noop_index])
+        );
+    }
+    println!();
+
+    // Cargo's own work, without rustc: the same package, everything fresh.
+    let no_op_runs = runs * 10;
+    println!("## No-op build of the same package (median of {no_op_runs})\n");
+    // A target directory per configuration: Cargo versions do not share fingerprints.
+    let no_op_build = |index: usize| {
+        let (_, cargo_exe, runner) = configurations[index];
+        let mut command = cargo(cargo_exe, &popular, &["build", "--offline"]);
+        command.env(
+            "CARGO_TARGET_DIR",
+            work.join(format!("no-op-target-{index}")),
+        );
+        if let Some(runner) = runner {
+            command.arg(format!("-Zsandboxed-build-scripts={runner}"));
+        }
+        command
+    };
+    for index in 0..configurations.len() {
+        time(no_op_build(index));
+    }
+    let mut times = vec![Vec::new(); configurations.len()];
+    for _ in 0..no_op_runs {
+        for (index, times) in times.iter_mut().enumerate() {
+            times.push(time(no_op_build(index)));
+        }
+    }
+    let medians: Vec<Duration> = times.iter_mut().map(|times| median(times)).collect();
+    println!(
+        "| cargo | no-op build | against {} |\n| --- | --- | --- |",
+        configurations[reference].0
+    );
+    for ((name, _, _), median) in configurations.iter().zip(&medians) {
+        println!(
+            "| {name} | {:.1} ms | {:+.1} % |",
+            median.as_secs_f64() * 1000.0,
+            (median.as_secs_f64() / medians[reference].as_secs_f64() - 1.0) * 100.0
         );
     }
     println!();

@@ -304,6 +304,62 @@ pub fn build(ws: &Workspace) -> Result<PathBuf> {
     Ok(binary)
 }
 
+/// Builds Cargo without the patch series, as the reference for benchmarks: the
+/// tree's pristine commit is exported to `target/pristine/cargo` and built into
+/// `target/fork` (sharing the fork's dependencies), and the binary is copied to
+/// `target/pristine/cargo-unpatched`. Returns its path; the fork's own binary
+/// must be built again afterwards.
+pub fn build_pristine(ws: &Workspace) -> Result<PathBuf> {
+    materialize(ws, Mode::Lenient)?;
+    let tree = ws.tree();
+    let pristine = output(util::git(&tree).args(["rev-list", "--max-parents=0", "HEAD"]))?;
+    let pristine = pristine.trim();
+    let dir = ws.root.join("target/pristine");
+    let source = dir.join("cargo");
+    let stamp = dir.join("stamp");
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(pristine) {
+        let _ = fs::remove_dir_all(&source);
+        fs::create_dir_all(&source)
+            .with_context(|| format!("failed to create `{}`", source.display()))?;
+        let mut archive = util::git(&tree)
+            .args(["archive", "--format=tar", pristine])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("failed to run `git archive`")?;
+        let tar = archive
+            .stdout
+            .take()
+            .context("failed to read `git archive`")?;
+        run(std::process::Command::new("tar")
+            .arg("-x")
+            .arg("-C")
+            .arg(&source)
+            .stdin(tar))
+        .context("failed to unpack the pristine tree")?;
+        if !archive
+            .wait()
+            .context("failed to run `git archive`")?
+            .success()
+        {
+            bail!("failed to export the pristine commit `{pristine}`");
+        }
+        fs::write(&stamp, pristine)
+            .with_context(|| format!("failed to write `{}`", stamp.display()))?;
+    }
+    status("Building", "unpatched Cargo into `target/fork`");
+    run(util::cargo()
+        .current_dir(&source)
+        .args(["build", "--release", "--bin", "cargo", "--manifest-path"])
+        .arg(source.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", ws.fork_target())
+        .env("CFG_OMIT_GIT_HASH", "1"))
+    .context("failed to build unpatched Cargo")?;
+    let binary = dir.join("cargo-unpatched");
+    fs::copy(ws.fork_target().join("release/cargo"), &binary)
+        .with_context(|| format!("failed to copy unpatched Cargo to `{}`", binary.display()))?;
+    Ok(binary)
+}
+
 fn read_pins(ws: &Workspace) -> Result<Vec<Pin>> {
     let path = ws.fork().join("upstream.toml");
     let text = fs::read_to_string(&path)

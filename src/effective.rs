@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::{EnvPattern, Limits, NetTarget, Preset, Program, Request};
+use crate::{Limits, Request};
 
 /// What every sandboxed build script may use, whatever it declares.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -39,24 +39,10 @@ pub struct Baseline {
 pub struct EffectivePolicy {
     /// The parts every sandboxed script gets.
     pub baseline: Baseline,
-    /// Paths readable by the script, besides the baseline's.
-    pub read: BTreeSet<PathBuf>,
-    /// Paths readable and writable by the script, besides the baseline's.
-    pub write: BTreeSet<PathBuf>,
-    /// Variables of Cargo's environment passed through.
-    pub env: BTreeSet<EnvPattern>,
-    /// Programs the script may execute.
-    pub run: BTreeSet<Program>,
-    /// Endpoints the script may connect to.
-    pub net: BTreeSet<NetTarget>,
-    /// Named capability bundles.
-    pub presets: BTreeSet<Preset>,
-    /// Real wall clock.
-    pub clock: bool,
-    /// Real entropy.
-    pub random: bool,
-    /// Resource limits; grants override the declaration.
-    pub limits: Limits,
+    /// What the script gets beyond the baseline: the declared request merged
+    /// with the grants (grants override limits). `runner` is always `None`:
+    /// the runner is chosen separately.
+    pub granted: Request,
 }
 
 impl EffectivePolicy {
@@ -67,47 +53,19 @@ impl EffectivePolicy {
         declared: &Request,
         grants: impl IntoIterator<Item = &'a Request>,
     ) -> EffectivePolicy {
-        let mut combined = declared.clone();
+        let mut granted = Request {
+            runner: None,
+            ..declared.clone()
+        };
         for grant in grants {
-            combined.merge(grant);
+            granted.merge(grant);
         }
-        let Request {
-            runner: _,
-            read,
-            write,
-            env,
-            run,
-            net,
-            presets,
-            clock,
-            random,
-            limits,
-        } = combined;
-        EffectivePolicy {
-            baseline,
-            read,
-            write,
-            env,
-            run,
-            net,
-            presets,
-            clock,
-            random,
-            limits,
-        }
+        EffectivePolicy { baseline, granted }
     }
 
     /// Whether the policy asks for anything beyond the baseline.
     pub fn is_baseline(&self) -> bool {
-        self.read.is_empty()
-            && self.write.is_empty()
-            && self.env.is_empty()
-            && self.run.is_empty()
-            && self.net.is_empty()
-            && self.presets.is_empty()
-            && !self.clock
-            && !self.random
-            && self.limits == Limits::default()
+        self.granted.is_empty()
     }
 }
 
@@ -124,35 +82,35 @@ impl fmt::Display for EffectivePolicy {
         let baseline = &self.baseline;
         let read = std::iter::once(&baseline.package_root)
             .chain(&baseline.dependency_out_dirs)
-            .chain(&self.read);
+            .chain(&self.granted.read);
         let write = [&baseline.out_dir, &baseline.temp_dir]
             .into_iter()
-            .chain(&self.write);
+            .chain(&self.granted.write);
         write!(f, "read [{}]", list(read.map(|p| p.display())))?;
         write!(f, "; write [{}]", list(write.map(|p| p.display())))?;
-        if !self.env.is_empty() {
-            write!(f, "; env [{}]", list(&self.env))?;
+        if !self.granted.env.is_empty() {
+            write!(f, "; env [{}]", list(&self.granted.env))?;
         }
-        if !self.run.is_empty() {
-            write!(f, "; run [{}]", list(&self.run))?;
+        if !self.granted.run.is_empty() {
+            write!(f, "; run [{}]", list(&self.granted.run))?;
         }
-        if !self.presets.is_empty() {
-            write!(f, "; presets [{}]", list(&self.presets))?;
+        if !self.granted.presets.is_empty() {
+            write!(f, "; presets [{}]", list(&self.granted.presets))?;
         }
-        if !self.net.is_empty() {
-            write!(f, "; net [{}]", list(&self.net))?;
+        if !self.granted.net.is_empty() {
+            write!(f, "; net [{}]", list(&self.granted.net))?;
         }
-        if self.clock {
+        if self.granted.clock {
             f.write_str("; clock")?;
         }
-        if self.random {
+        if self.granted.random {
             f.write_str("; random")?;
         }
         let Limits {
             time,
             memory,
             output,
-        } = self.limits;
+        } = self.granted.limits;
         if let Some(time) = time {
             write!(f, "; time limit {time:?}")?;
         }
@@ -210,10 +168,10 @@ mod tests {
         );
         let policy = EffectivePolicy::new(baseline(), &declared, [&grant]);
         assert!(!policy.is_baseline());
-        assert_eq!(policy.read.len(), 2);
-        assert!(policy.read.contains(Path::new("/ws/pkg/data")));
-        assert!(policy.read.contains(Path::new("/opt/sdk")));
-        assert_eq!(policy.limits.time, Some(Duration::from_secs(60)));
+        assert_eq!(policy.granted.read.len(), 2);
+        assert!(policy.granted.read.contains(Path::new("/ws/pkg/data")));
+        assert!(policy.granted.read.contains(Path::new("/opt/sdk")));
+        assert_eq!(policy.granted.limits.time, Some(Duration::from_secs(60)));
         assert_eq!(
             policy.to_string(),
             "read [/ws/pkg, /opt/sdk, /ws/pkg/data]; \

@@ -118,7 +118,13 @@ impl Invocation<'_> {
     pub fn sandboxed_env(&self) -> BTreeMap<String, OsString> {
         let mut env: BTreeMap<String, OsString> = std::env::vars_os()
             .filter_map(|(name, value)| Some((name.into_string().ok()?, value)))
-            .filter(|(name, _)| self.policy.env.iter().any(|pattern| pattern.matches(name)))
+            .filter(|(name, _)| {
+                self.policy
+                    .granted
+                    .env
+                    .iter()
+                    .any(|pattern| pattern.matches(name))
+            })
             .filter(|(name, _)| !self.env.contains_key(name))
             .collect();
         for (name, value) in self.env {

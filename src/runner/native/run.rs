@@ -50,8 +50,12 @@ impl NativeRunner {
     /// Checks the kernel, decides which landlock ABI the helper applies and
     /// which limits go through cgroups.
     fn plan(&self, policy: &EffectivePolicy) -> anyhow::Result<(ABI, Plan)> {
-        let abi = kernel::check_support(!policy.net.is_empty(), &self.allow_weaker)?;
-        let plan = Plan::new(DEFAULT_PROCESSES, policy.limits.memory, &self.allow_weaker)?;
+        let abi = kernel::check_support(!policy.granted.net.is_empty(), &self.allow_weaker)?;
+        let plan = Plan::new(
+            DEFAULT_PROCESSES,
+            policy.granted.limits.memory,
+            &self.allow_weaker,
+        )?;
         Ok((abi, plan))
     }
 }
@@ -154,8 +158,8 @@ impl SandboxRunner for NativeRunner {
             unsafe { libc::kill(-session, libc::SIGKILL) };
         };
         let watchdog = Watchdog {
-            time: policy.limits.time,
-            output: policy.limits.output,
+            time: policy.granted.limits.time,
+            output: policy.granted.limits.output,
             stop: &stop,
         };
         let result = stream_output(child, on_stdout_line, on_stderr_line, Some(&watchdog));

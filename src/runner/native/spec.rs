@@ -189,11 +189,16 @@ impl ConfinementSpec {
             env: invocation.sandboxed_env(),
             cwd: invocation.cwd.to_owned(),
             paths: BTreeMap::new(),
-            tcp_connect: policy.net.iter().map(|target| target.port).collect(),
+            tcp_connect: policy
+                .granted
+                .net
+                .iter()
+                .map(|target| target.port)
+                .collect(),
             network: Network::Isolated,
             limits: ProcessLimits {
                 processes: DEFAULT_PROCESSES,
-                memory: policy.limits.memory,
+                memory: policy.granted.limits.memory,
             },
             keep_fds: Vec::new(),
             status_fd: -1,
@@ -215,10 +220,10 @@ impl ConfinementSpec {
         spec.grant_all(SYSTEM_LIBRARIES, PathAccess::READ_EXECUTE);
         spec.grant_all(SYSTEM_FILES, PathAccess::READ);
         spec.grant_all(SYSTEM_SINKS, PathAccess::READ_WRITE);
-        for path in &policy.read {
+        for path in &policy.granted.read {
             spec.grant(path, PathAccess::READ);
         }
-        for path in &policy.write {
+        for path in &policy.granted.write {
             spec.grant(path, PathAccess::READ_WRITE);
         }
 
@@ -255,7 +260,7 @@ impl ConfinementSpec {
             }
             path.extend(rustc.parent().map(Path::to_owned));
         }
-        for program in &policy.run {
+        for program in &policy.granted.run {
             let found = match program {
                 Program::Name(name) => find_program(Path::new(name)),
                 Program::Path(path) => find_program(path),
@@ -266,7 +271,7 @@ impl ConfinementSpec {
                 path.push(dir.to_owned());
             }
         }
-        for preset in &policy.presets {
+        for preset in &policy.granted.presets {
             match preset {
                 // Part of this runner's baseline, see above.
                 Preset::RustcProbe => {}
@@ -308,8 +313,9 @@ impl ConfinementSpec {
             spec.env.insert("PATH".to_owned(), joined);
         }
 
-        if !policy.net.is_empty() {
+        if !policy.granted.net.is_empty() {
             let udp = policy
+                .granted
                 .net
                 .iter()
                 .any(|target| target.host.parse::<IpAddr>().is_err());

@@ -106,6 +106,9 @@ impl fmt::Display for EffectivePolicy {
         if self.granted.random {
             f.write_str("; random")?;
         }
+        if self.granted.linker_plugins {
+            f.write_str("; linker-plugins")?;
+        }
         let Limits {
             time,
             memory,
@@ -186,5 +189,20 @@ mod tests {
         let plain = EffectivePolicy::new(baseline(), &declared, []);
         let granted = EffectivePolicy::new(baseline(), &declared, [&request("clock = true", "/")]);
         assert_ne!(plain, granted);
+        let plugins = request("linker-plugins = true", "/");
+        let plugins = EffectivePolicy::new(baseline(), &declared, [&plugins]);
+        assert_ne!(plain, plugins);
+    }
+
+    #[test]
+    fn booleans_are_shown() {
+        let granted = request("clock = true\nrandom = true\nlinker-plugins = true", "/");
+        let policy = EffectivePolicy::new(baseline(), &Request::default(), [&granted]);
+        assert!(
+            policy
+                .to_string()
+                .ends_with("; clock; random; linker-plugins"),
+            "{policy}"
+        );
     }
 }

@@ -19,10 +19,21 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::RunnerKind;
+use crate::runner::{display_duration, display_size};
 
 /// The keys of `[package.build-sandbox]` and `[build-sandbox.allow.<package>]`.
 const REQUEST_KEYS: &[&str] = &[
-    "runner", "read", "write", "env", "run", "net", "presets", "clock", "random", "limits",
+    "runner",
+    "read",
+    "write",
+    "env",
+    "run",
+    "net",
+    "presets",
+    "clock",
+    "random",
+    "linker-plugins",
+    "limits",
 ];
 /// The keys of the nested `limits` table.
 const LIMIT_KEYS: &[&str] = &["time", "memory", "output"];
@@ -51,6 +62,10 @@ pub struct Request {
     pub clock: bool,
     /// Whether the script gets real entropy.
     pub random: bool,
+    /// Whether the script may pass `cargo::rustc-link-arg` options that load
+    /// code into the linker or choose another linker (`-fuse-ld=<path>`,
+    /// `-Wl,-plugin,...`, `-B<dir>`, ...); see [`crate::forbidden_link_args`].
+    pub linker_plugins: bool,
     /// Resource limits.
     pub limits: Limits,
 }
@@ -87,6 +102,7 @@ impl Request {
                 "presets" => request.presets = parse_list(value, &at, str::parse)?,
                 "clock" => request.clock = expect_bool(value, &at)?,
                 "random" => request.random = expect_bool(value, &at)?,
+                "linker-plugins" => request.linker_plugins = expect_bool(value, &at)?,
                 "limits" => request.limits = Limits::from_toml(value)?,
                 _ => return Err(PolicyError::unknown_key(&at, REQUEST_KEYS)),
             }
@@ -123,7 +139,115 @@ impl Request {
         self.presets.extend(other.presets.iter().copied());
         self.clock |= other.clock;
         self.random |= other.random;
+        self.linker_plugins |= other.linker_plugins;
         self.limits.merge(&other.limits);
+    }
+}
+
+/// The TOML and JSON form of a [`Request`]: the keys of `[package.build-sandbox]`
+/// in documented order, paths and programs as strings, limits as written.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct RequestForm {
+    runner: Option<&'static str>,
+    read: Vec<String>,
+    write: Vec<String>,
+    env: Vec<String>,
+    run: Vec<String>,
+    net: Vec<String>,
+    presets: Vec<String>,
+    clock: bool,
+    random: bool,
+    linker_plugins: bool,
+    limits: LimitsForm,
+}
+
+#[derive(serde::Serialize)]
+struct LimitsForm {
+    time: Option<String>,
+    memory: Option<String>,
+    output: Option<String>,
+}
+
+impl Request {
+    fn form(&self) -> RequestForm {
+        fn strings<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> Vec<String> {
+            items.into_iter().map(|item| item.to_string()).collect()
+        }
+        let paths = |set: &BTreeSet<PathBuf>| strings(set.iter().map(|path| path.display()));
+        RequestForm {
+            runner: self.runner.map(RunnerKind::name),
+            read: paths(&self.read),
+            write: paths(&self.write),
+            env: strings(&self.env),
+            run: strings(&self.run),
+            net: strings(&self.net),
+            presets: strings(&self.presets),
+            clock: self.clock,
+            random: self.random,
+            linker_plugins: self.linker_plugins,
+            limits: LimitsForm {
+                time: self.limits.time.map(display_duration),
+                memory: self.limits.memory.map(display_size),
+                output: self.limits.output.map(display_size),
+            },
+        }
+    }
+
+    /// The request as a table with the keys of `[package.build-sandbox]`, in the
+    /// order they are documented, leaving out the empty ones; limits form an
+    /// inline table. [`Request::from_toml`] reads it back (for paths that are
+    /// valid UTF-8, which every path read from TOML is).
+    pub fn to_toml_table(&self) -> toml_edit::Table {
+        let form = self.form();
+        let mut table = toml_edit::Table::new();
+        if let Some(runner) = form.runner {
+            table.insert("runner", toml_edit::value(runner));
+        }
+        for (key, items) in [
+            ("read", form.read),
+            ("write", form.write),
+            ("env", form.env),
+            ("run", form.run),
+            ("net", form.net),
+            ("presets", form.presets),
+        ] {
+            if !items.is_empty() {
+                table.insert(key, toml_edit::value(toml_edit::Array::from_iter(items)));
+            }
+        }
+        for (key, set) in [
+            ("clock", form.clock),
+            ("random", form.random),
+            ("linker-plugins", form.linker_plugins),
+        ] {
+            if set {
+                table.insert(key, toml_edit::value(true));
+            }
+        }
+        let mut limits = toml_edit::InlineTable::new();
+        for (key, limit) in [
+            ("time", form.limits.time),
+            ("memory", form.limits.memory),
+            ("output", form.limits.output),
+        ] {
+            if let Some(limit) = limit {
+                limits.insert(key, limit.into());
+            }
+        }
+        if !limits.is_empty() {
+            table.insert("limits", toml_edit::value(limits));
+        }
+        table
+    }
+}
+
+/// Every key, always present: `runner` and unset limits are `null`, empty
+/// lists `[]`; key names as in TOML (`linker-plugins`), limits as written
+/// (`"60s"`, `"16MiB"`).
+impl serde::Serialize for Request {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.form().serialize(serializer)
     }
 }
 
@@ -580,6 +704,7 @@ mod tests {
             presets = ["cc", "rustc-probe"]
             clock = true
             random = true
+            linker-plugins = true
             [limits]
             time = "60s"
             memory = "1GiB"
@@ -601,7 +726,7 @@ mod tests {
             port: 8080
         }));
         assert_eq!(request.presets.len(), 2);
-        assert!(request.clock && request.random);
+        assert!(request.clock && request.random && request.linker_plugins);
         assert_eq!(request.limits.time, Some(Duration::from_secs(60)));
         assert_eq!(request.limits.memory, Some(1 << 30));
         assert_eq!(request.limits.output, Some(16 << 20));
@@ -644,6 +769,8 @@ mod tests {
             "presets = [\"curl\"]",
             "read = [\"~/.ssh\"]",
             "clock = \"yes\"",
+            "linker-plugins = 1",
+            "linker_plugins = true",
             "limits = { memory = \"1 lightyear\" }",
             "limits = { time = \"0s\" }",
             "limits = { cpu = \"1\" }",
@@ -662,13 +789,57 @@ mod tests {
         assert!(request.run.contains(&Program::Path("/ws/pkg/tool".into())));
     }
 
+    const EVERY_KEY: &str = r#"
+runner = "native"
+read = ["/usr/include", "data"]
+write = ["gen"]
+env = ["CC", "PROTOC_*"]
+run = ["cc", "/usr/bin/pkg-config"]
+net = ["[::1]:8080", "example.com:443"]
+presets = ["rustc-probe", "cc"]
+clock = true
+random = true
+linker-plugins = true
+limits = { time = "1500ms", memory = "1GiB", output = "16MiB" }
+"#;
+
+    #[test]
+    fn to_toml_table_round_trips_in_documented_order() {
+        let request = parse(EVERY_KEY).unwrap();
+        let table = request.to_toml_table();
+        let text = toml_edit::DocumentMut::from(table).to_string();
+        assert_eq!(text, EVERY_KEY.trim_start());
+        assert_eq!(parse(&text).unwrap(), request);
+        assert!(Request::default().to_toml_table().is_empty());
+    }
+
+    #[test]
+    fn serializes_every_key_to_json() {
+        let json = serde_json::to_value(parse("env = [\"CC\"]\nclock = true").unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "runner": null, "read": [], "write": [], "env": ["CC"], "run": [], "net": [],
+                "presets": [], "clock": true, "random": false, "linker-plugins": false,
+                "limits": {"time": null, "memory": null, "output": null},
+            })
+        );
+        let json = serde_json::to_value(parse(EVERY_KEY).unwrap()).unwrap();
+        assert_eq!(json["runner"], "native");
+        assert_eq!(json["limits"]["time"], "1500ms");
+        assert_eq!(json["net"][0], "[::1]:8080");
+    }
+
     #[test]
     fn merge_unions_sets_and_prefers_later_limits() {
         let mut a = parse("env = [\"A\"]\nlimits = { time = \"1s\", memory = \"1MiB\" }").unwrap();
-        let b = parse("env = [\"B\"]\nclock = true\nlimits = { time = \"2s\" }").unwrap();
+        let b =
+            parse("env = [\"B\"]\nclock = true\nlinker-plugins = true\nlimits = { time = \"2s\" }")
+                .unwrap();
         a.merge(&b);
         assert_eq!(a.env.len(), 2);
-        assert!(a.clock);
+        assert!(a.clock && a.linker_plugins);
+        assert!(!a.random);
         assert_eq!(a.limits.time, Some(Duration::from_secs(2)));
         assert_eq!(a.limits.memory, Some(1 << 20));
     }

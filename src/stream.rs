@@ -6,26 +6,35 @@
 //! `cargo_util::ProcessBuilder::exec_with_streaming`, which Cargo uses for build
 //! scripts without a sandbox.
 //!
-//! A runner that enforces limits passes a [`Watchdog`]: a thread stops the
-//! process tree when the time limit passes, and once the output exceeds its
-//! limit no more lines are delivered or captured and the tree is stopped too;
-//! either way the result is [`RunError::LimitExceeded`]. Without a watchdog
-//! nothing is limited, as in Cargo.
+//! Every runner passes a [`Watchdog`]: a thread stops the process tree when
+//! the time limit passes, and once the output exceeds its limit
+//! ([`DEFAULT_OUTPUT_LIMIT`] unless the policy sets one) no more lines are
+//! delivered or captured and the tree is stopped too; either way the result is
+//! [`RunError::LimitExceeded`]. Without a watchdog nothing is limited, as in
+//! Cargo.
+//!
+//! The output limit bounds Cargo's memory, not only what is captured: the
+//! reader threads share a budget of `limit + 1` bytes, counted as they are
+//! read, and stop reading once it is spent. A line without a newline is cut
+//! at the budget, so the bytes held in lines, in flight or captured, never
+//! exceed it, however the script floods.
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::process::{Child, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use crate::runner::{LimitKind, LineCallback, RunError, display_duration, display_size};
+use crate::runner::{
+    DEFAULT_OUTPUT_LIMIT, LimitKind, LineCallback, RunError, display_duration, display_size,
+};
 
 /// Limits enforced while streaming, and how to stop the process tree.
 pub(crate) struct Watchdog<'a> {
     /// Wall-clock time from the start of streaming.
     pub time: Option<Duration>,
-    /// Combined bytes of stdout and stderr.
+    /// Combined bytes of stdout and stderr; [`DEFAULT_OUTPUT_LIMIT`] if `None`.
     pub output: Option<u64>,
     /// Kills the child and everything it started; called at most once per limit.
     pub stop: &'a (dyn Fn() + Sync),
@@ -61,10 +70,13 @@ pub(crate) fn stream_output(
     let mut stderr = Vec::new();
     let mut callback_error = None;
     let mut read_error = None;
-    let output_limit = watchdog.and_then(|watchdog| watchdog.output);
+    let output_limit = watchdog.map(|watchdog| watchdog.output.unwrap_or(DEFAULT_OUTPUT_LIMIT));
     let mut output_len: u64 = 0;
     let mut output_exceeded = false;
     let timed_out = AtomicBool::new(false);
+    // One byte over the limit is enough to tell that it was exceeded.
+    let budget = output_limit.map(|limit| Budget::new(limit.saturating_add(1)));
+    let budget = budget.as_ref();
 
     let status = thread::scope(|scope| {
         let (done, finished) = mpsc::channel::<()>();
@@ -82,13 +94,10 @@ pub(crate) fn stream_output(
                 }
             });
         }
-        // A line can be no longer than the output limit allows, so that a
-        // script printing without newlines cannot exhaust Cargo's memory.
-        let max_line = output_limit.map(|limit| limit.saturating_add(1));
         let (sender, receiver) = mpsc::sync_channel(CHANNEL_CAPACITY);
         let stdout_sender = sender.clone();
-        scope.spawn(move || read_lines(stdout_pipe, Pipe::Stdout, max_line, stdout_sender));
-        scope.spawn(move || read_lines(stderr_pipe, Pipe::Stderr, max_line, sender));
+        scope.spawn(move || read_lines(stdout_pipe, Pipe::Stdout, budget, stdout_sender));
+        scope.spawn(move || read_lines(stderr_pipe, Pipe::Stderr, budget, sender));
         for (pipe, line) in receiver {
             let line: Vec<u8> = match line {
                 Ok(line) => line,
@@ -140,22 +149,12 @@ pub(crate) fn stream_output(
         stdout,
         stderr,
     };
-    let exceeded = match (watchdog, output_exceeded, timed_out.into_inner()) {
-        (
-            Some(Watchdog {
-                time: Some(time), ..
-            }),
-            _,
-            true,
-        ) => Some((LimitKind::Time, display_duration(*time))),
-        (
-            Some(Watchdog {
-                output: Some(limit),
-                ..
-            }),
-            true,
-            _,
-        ) => Some((LimitKind::Output, display_size(*limit))),
+    let time_limit = watchdog.and_then(|watchdog| watchdog.time);
+    let exceeded = match (time_limit, output_limit, timed_out.into_inner()) {
+        (Some(time), _, true) => Some((LimitKind::Time, display_duration(time))),
+        (_, Some(limit), false) if output_exceeded => {
+            Some((LimitKind::Output, display_size(limit)))
+        }
         _ => None,
     };
     match (exceeded, callback_error) {
@@ -169,32 +168,163 @@ pub(crate) fn stream_output(
     }
 }
 
-/// Sends every line of `pipe` (with its terminator) until end of file; a line
-/// longer than `max_line` bytes is sent in pieces of that size.
+/// Bytes the reader threads may still read, shared between them.
+struct Budget {
+    left: AtomicU64,
+}
+
+impl Budget {
+    fn new(bytes: u64) -> Budget {
+        Budget {
+            left: AtomicU64::new(bytes),
+        }
+    }
+
+    /// Takes up to `wanted` bytes from the budget; returns how many it got.
+    fn take(&self, wanted: usize) -> usize {
+        let wanted = wanted as u64;
+        match (self.left).fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            Some(left - left.min(wanted))
+        }) {
+            // `left.min(wanted)` is at most `wanted`, a `usize`.
+            Ok(left) | Err(left) => left.min(wanted) as usize,
+        }
+    }
+}
+
+/// Sends every line of `pipe` (with its terminator) until end of file, or
+/// until the `budget` is spent: then the bytes read so far are sent, and the
+/// pipe is closed.
 fn read_lines(
     pipe: impl Read,
     which: Pipe,
-    max_line: Option<u64>,
+    budget: Option<&Budget>,
     sender: mpsc::SyncSender<(Pipe, io::Result<Vec<u8>>)>,
 ) {
     let mut reader = BufReader::new(pipe);
+    let mut line = Vec::new();
     loop {
-        let mut line = Vec::new();
-        let read = match max_line {
-            Some(max) => (&mut reader).take(max).read_until(b'\n', &mut line),
-            None => reader.read_until(b'\n', &mut line),
-        };
-        match read {
-            Ok(0) => return,
-            Ok(_) => {
-                if sender.send((which, Ok(line))).is_err() {
-                    return;
-                }
-            }
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 let _ = sender.send((which, Err(e)));
                 return;
             }
+        };
+        if available.is_empty() {
+            if !line.is_empty() {
+                let _ = sender.send((which, Ok(line)));
+            }
+            return;
         }
+        let wanted = match available.iter().position(|&byte| byte == b'\n') {
+            Some(newline) => newline + 1,
+            None => available.len(),
+        };
+        let granted = budget.map_or(wanted, |budget| budget.take(wanted));
+        line.extend_from_slice(&available[..granted]);
+        reader.consume(granted);
+        if granted < wanted {
+            if !line.is_empty() {
+                let _ = sender.send((which, Ok(line)));
+            }
+            return;
+        }
+        if line.ends_with(b"\n") && sender.send((which, Ok(std::mem::take(&mut line)))).is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    fn flood(script: &str, output: Option<u64>) -> (Result<Output, RunError>, usize) {
+        let child = Command::new("/bin/sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let stop = move || {
+            // SAFETY: a plain system call; the child is reaped only after
+            // `stream_output` stopped using this closure.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        };
+        let watchdog = Watchdog {
+            time: Some(Duration::from_secs(60)),
+            output,
+            stop: &stop,
+        };
+        let mut longest = 0;
+        let mut on_line = |line: &str| {
+            longest = longest.max(line.len());
+            Ok(())
+        };
+        let result = stream_output(child, &mut on_line, &mut |_| Ok(()), Some(&watchdog));
+        (result, longest)
+    }
+
+    fn assert_stopped_at(result: Result<Output, RunError>, limit: u64, value: &str) {
+        match result {
+            Err(RunError::LimitExceeded {
+                limit: LimitKind::Output,
+                value: shown,
+                output,
+            }) => {
+                assert_eq!(shown, value);
+                let captured = (output.stdout.len() + output.stderr.len()) as u64;
+                assert!(captured <= limit, "captured {captured} bytes");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_flood_without_newlines_stops_at_the_default_limit() {
+        let (result, longest) = flood("exec head -c 314572800 /dev/zero", None);
+        assert_stopped_at(result, DEFAULT_OUTPUT_LIMIT, "64MiB");
+        // The one endless line was never delivered: it is over the limit.
+        assert_eq!(longest, 0);
+    }
+
+    #[test]
+    fn a_flood_of_lines_stops_at_the_limit() {
+        let (result, longest) = flood(
+            "yes 0123456789abcdef | head -c 314572800; yes x >&2",
+            Some(1 << 20),
+        );
+        assert_stopped_at(result, 1 << 20, "1MiB");
+        assert_eq!(longest, 16);
+    }
+
+    #[test]
+    fn both_pipes_share_the_limit() {
+        let (result, _) = flood("yes out & yes err >&2", Some(100_000));
+        assert_stopped_at(result, 100_000, "100KB");
+    }
+
+    #[test]
+    fn output_within_the_limit_is_kept_whole() {
+        let (result, longest) = flood("printf 'a\\nbb\\nno newline'", Some(15));
+        let output = result.unwrap();
+        assert_eq!(output.stdout, b"a\nbb\nno newline");
+        assert_eq!(longest, 10);
+        let (result, _) = flood("printf 'a\\nbb\\nno newline!'", Some(15));
+        assert_stopped_at(result, 15, "15B");
+    }
+
+    #[test]
+    fn the_budget_is_shared() {
+        let budget = Budget::new(10);
+        assert_eq!(budget.take(4), 4);
+        assert_eq!(budget.take(8), 6);
+        assert_eq!(budget.take(1), 0);
     }
 }

@@ -6,12 +6,21 @@
 //! as `ProcessBuilder::exec_with_streaming` does. The policy is not enforced;
 //! the runner exists so that the sandbox plumbing can be used, and compared
 //! against, with today's behaviour.
+//!
+//! The one difference from Cargo without the feature: the `time` and `output`
+//! limits are applied (the output limit being [`DEFAULT_OUTPUT_LIMIT`] unless
+//! the policy sets one), so that Cargo's memory stays bounded whatever the
+//! runner. A script over a limit is killed; its own children are not (the
+//! runner starts no process group of its own, as Cargo does not), but they
+//! lose their output pipes once the limit is reached.
+//!
+//! [`DEFAULT_OUTPUT_LIMIT`]: crate::runner::DEFAULT_OUTPUT_LIMIT
 
 use std::process::{Command, Output, Stdio};
 
 use super::{Enforcement, Invocation, LineCallback, RunError, RunnerKind, SandboxRunner};
 use crate::EffectivePolicy;
-use crate::stream::stream_output;
+use crate::stream::{Watchdog, stream_output};
 
 /// Runs build scripts unconfined.
 #[derive(Clone, Copy, Debug, Default)]
@@ -53,9 +62,32 @@ impl SandboxRunner for NoopRunner {
             jobserver.configure(&mut command);
         }
         let child = command.spawn().map_err(RunError::Process)?;
-        stream_output(child, on_stdout_line, on_stderr_line, None)
+        let pid = child.id();
+        let stop = move || kill(pid);
+        let limits = invocation.policy.granted.limits;
+        let watchdog = Watchdog {
+            time: limits.time,
+            output: limits.output,
+            stop: &stop,
+        };
+        stream_output(child, on_stdout_line, on_stderr_line, Some(&watchdog))
     }
 }
+
+/// Kills the process `pid`, which `stream_output` has not reaped yet.
+#[cfg(unix)]
+fn kill(pid: u32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: a plain system call. The child is reaped only when
+        // `stream_output` no longer calls this, so `pid` is still the child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Elsewhere the limits are not enforced by killing: the output limit still
+/// closes the pipes, which ends a script that keeps printing.
+#[cfg(not(unix))]
+fn kill(_pid: u32) {}
 
 #[cfg(test)]
 mod tests {
@@ -64,16 +96,21 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::runner::{DEFAULT_OUTPUT_LIMIT, LimitKind};
     use crate::{Baseline, Request};
 
     fn policy() -> EffectivePolicy {
+        policy_with(Request::default())
+    }
+
+    fn policy_with(granted: Request) -> EffectivePolicy {
         let baseline = Baseline {
             package_root: "/".into(),
             out_dir: "/tmp".into(),
             temp_dir: "/tmp".into(),
             dependency_out_dirs: Default::default(),
         };
-        EffectivePolicy::new(baseline, &Request::default(), [])
+        EffectivePolicy::new(baseline, &granted, [])
     }
 
     fn run_sh(
@@ -81,8 +118,16 @@ mod tests {
         env: &BTreeMap<String, Option<OsString>>,
         on_stdout: LineCallback<'_>,
     ) -> Result<Output, RunError> {
+        run_sh_with(script, env, on_stdout, policy())
+    }
+
+    fn run_sh_with(
+        script: &str,
+        env: &BTreeMap<String, Option<OsString>>,
+        on_stdout: LineCallback<'_>,
+        policy: EffectivePolicy,
+    ) -> Result<Output, RunError> {
         let args = [OsString::from("-c"), OsString::from(script)];
-        let policy = policy();
         let invocation = Invocation {
             program: Path::new("/bin/sh"),
             args: &args,
@@ -157,6 +202,80 @@ mod tests {
         )
         .unwrap();
         assert_eq!(lines, ["inherited", "unset"]);
+    }
+
+    fn limited(limits: &str) -> EffectivePolicy {
+        let text = format!("limits = {{ {limits} }}");
+        policy_with(Request::from_toml(&toml::Value::Table(text.parse().unwrap())).unwrap())
+    }
+
+    #[test]
+    fn a_flood_is_stopped_at_the_output_limit() {
+        for script in [
+            "exec head -c 314572800 /dev/zero",
+            "exec yes 'a line of output'",
+        ] {
+            let mut lines = 0;
+            let err = run_sh_with(
+                script,
+                &BTreeMap::new(),
+                &mut |_| {
+                    lines += 1;
+                    Ok(())
+                },
+                limited("output = \"1MiB\""),
+            )
+            .unwrap_err();
+            let RunError::LimitExceeded {
+                limit: LimitKind::Output,
+                value,
+                output,
+            } = err
+            else {
+                panic!("unexpected {err:?}")
+            };
+            assert_eq!(value, "1MiB");
+            assert!(output.stdout.len() + output.stderr.len() <= 1 << 20);
+            assert!(lines <= (1 << 20) / 17 + 1, "{lines} lines");
+        }
+    }
+
+    #[test]
+    fn the_default_output_limit_applies() {
+        let err = run_sh(
+            "exec head -c 314572800 /dev/zero",
+            &BTreeMap::new(),
+            &mut |_| Ok(()),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, RunError::LimitExceeded { limit: LimitKind::Output, value, .. } if value == "64MiB"),
+            "{err:?}"
+        );
+        assert_eq!(DEFAULT_OUTPUT_LIMIT, 64 << 20);
+    }
+
+    #[test]
+    fn a_script_is_stopped_at_the_time_limit() {
+        let started = std::time::Instant::now();
+        let err = run_sh_with(
+            "echo started; exec sleep 30",
+            &BTreeMap::new(),
+            &mut |_| Ok(()),
+            limited("time = \"300ms\""),
+        )
+        .unwrap_err();
+        let RunError::LimitExceeded {
+            limit: LimitKind::Time,
+            value,
+            output,
+        } = err
+        else {
+            panic!("unexpected {err:?}")
+        };
+        assert_eq!(value, "300ms");
+        assert_eq!(output.stdout, b"started\n");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]

@@ -19,16 +19,18 @@
 //! request or a grant says otherwise, and a runner that cannot enforce a policy
 //! must refuse to run rather than run with less protection.
 
+mod directives;
 mod effective;
 mod grants;
 mod policy;
 pub mod runner;
 mod stream;
 
+pub use directives::{forbidden_link_args, forbidden_rustc_env, neutralize_control};
 pub use effective::{Baseline, EffectivePolicy};
 pub use grants::{Grant, PackageMatcher, RunnerSelection, grants_for};
 pub use policy::{EnvPattern, Limits, NetTarget, PolicyError, Preset, Program, Request};
 pub use runner::{
-    Enforcement, HelperCommand, Invocation, LimitKind, RunError, RunnerContext, RunnerKind,
-    SandboxRunner, Weakening,
+    DEFAULT_OUTPUT_LIMIT, Enforcement, HelperCommand, Invocation, LimitKind, RunError,
+    RunnerContext, RunnerKind, SandboxRunner, Weakening,
 };

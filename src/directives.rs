@@ -1,0 +1,417 @@
+//! Policing what a sandboxed build script tells Cargo to do after it exits.
+//!
+//! A build script's `cargo::` directives are carried out by Cargo, rustc and
+//! the linker, none of which is sandboxed. A few directives would let a
+//! confined script run code outside its sandbox during the build:
+//!
+//! * `cargo::rustc-env=NAME=VALUE` sets `NAME` in the environment of rustc,
+//!   which passes it on to the linker it runs. [`forbidden_rustc_env`] names
+//!   the variables that make the dynamic loader, the compiler driver or a shell
+//!   load code of the script's choosing, or choose which program runs.
+//! * `cargo::rustc-link-arg` (and its `-bin`, `-bins`, `-tests`, `-examples`,
+//!   `-benches`, `-cdylib` forms) passes options to the compiler driver (`cc`)
+//!   rustc links with. [`forbidden_link_args`] recognises the options that make
+//!   the driver or the linker load or run code: plugins, another linker by
+//!   path, tool directories, specs files, wrappers and response files. A
+//!   package granted `linker-plugins = true` may use them.
+//!
+//! Cargo calls these for sandboxed packages right after it parsed the script's
+//! output, and fails the build naming the directive and the reason.
+//!
+//! Separately, [`neutralize_control`] makes text from a script safe to print
+//! on a terminal: `cargo::warning` messages and the `-vv` echo of its output
+//! must not be able to move the cursor, rewrite earlier lines or change the
+//! terminal's title or state.
+//!
+//! What a script puts into the *final binary* (libraries it links with
+//! `rustc-link-lib`, `-Wl,--wrap`, `-Wl,--dynamic-linker`, ...) runs when the
+//! user runs that binary, not during the build; see `design/cargo-policy.md`.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Why `cargo::rustc-env` may not set `name` for a sandboxed package, or
+/// `None` if it may.
+///
+/// Names are compared ignoring ASCII case: on Windows `Path` is `PATH`, and on
+/// Unix no build script has a reason to set `ld_preload` either.
+pub fn forbidden_rustc_env(name: &str) -> Option<&'static str> {
+    const LOADER: &str = "makes the dynamic loader load code into rustc and the programs it runs";
+    let upper = name.to_ascii_uppercase();
+    let reason = match upper.as_str() {
+        _ if upper.starts_with("LD_") => LOADER,
+        _ if upper.starts_with("DYLD_") => LOADER,
+        "GCONV_PATH" => {
+            "makes the C library load character-set conversion modules from a directory"
+        }
+        "GLIBC_TUNABLES" => {
+            "changes how the C library and its loader behave in rustc and the programs it runs"
+        }
+        "PATH" => "chooses which programs rustc runs, such as the linker",
+        "COMPILER_PATH" | "GCC_EXEC_PREFIX" => {
+            "makes the compiler driver run the linker and its other tools from a directory"
+        }
+        "BASH_ENV" => "makes every bash that rustc's tools start run a script first",
+        _ if upper.starts_with("BASH_FUNC_") => {
+            "defines shell functions in every bash that rustc's tools start"
+        }
+        "PERL5OPT" | "PERL5LIB" | "PYTHONPATH" | "PYTHONHOME" | "RUBYOPT" | "RUBYLIB"
+        | "NODE_OPTIONS" => {
+            "makes a script interpreter load code, e.g. in a linker wrapper written in a script language"
+        }
+        _ => return None,
+    };
+    Some(reason)
+}
+
+/// The first option in `args` (the values of a package's `rustc-link-arg`
+/// directives, in order) that loads or runs code of the script's choosing in
+/// the compiler driver or the linker, with the reason; `None` if there is none.
+///
+/// The offending text is the argument, or for a two-argument form both
+/// arguments joined by a space (`-Xlinker -plugin`, `-B /tmp`). Options the
+/// driver forwards to the linker (`-Wl,a,b,c` and `-Xlinker a`) are checked
+/// one by one, so `-Wl,-z,now,-plugin,/x.so` is caught.
+pub fn forbidden_link_args(args: &[String]) -> Option<(String, &'static str)> {
+    let mut index = 0;
+    while index < args.len() {
+        let arg = &args[index];
+        let next = args.get(index + 1);
+        if let Some(list) = arg.strip_prefix("-Wl,") {
+            if let Some(reason) = list.split(',').find_map(linker_option) {
+                return Some((arg.clone(), reason));
+            }
+        } else if arg == "-Xlinker" {
+            if let Some(next) = next {
+                if let Some(reason) = linker_option(next) {
+                    return Some((format!("{arg} {next}"), reason));
+                }
+                index += 1;
+            }
+        } else if let Some((reason, takes_value)) = driver_option(arg) {
+            let offending = match next {
+                Some(next) if takes_value => format!("{arg} {next}"),
+                _ => arg.clone(),
+            };
+            return Some((offending, reason));
+        }
+        index += 1;
+    }
+    None
+}
+
+const RESPONSE_FILE: &str =
+    "reads more arguments from a file, which can hold any option, including ones that load code";
+const PLUGIN: &str = "makes the linker load a plugin, which runs its code outside the sandbox";
+
+/// Why an option given to the linker itself is forbidden.
+fn linker_option(option: &str) -> Option<&'static str> {
+    if option.starts_with('@') {
+        return Some(RESPONSE_FILE);
+    }
+    // GNU ld and lld accept long options with one dash or two.
+    let name = option
+        .strip_prefix("--")
+        .or_else(|| option.strip_prefix('-'))?;
+    let name = name.split_once('=').map_or(name, |(name, _)| name);
+    matches!(name, "plugin" | "load-pass-plugin").then_some(PLUGIN)
+}
+
+/// Why an option given to the compiler driver is forbidden, and whether its
+/// value may be the next argument.
+fn driver_option(arg: &str) -> Option<(&'static str, bool)> {
+    const TOOL_DIR: &str =
+        "makes the compiler driver run the linker and its other tools from a directory";
+    const LINKER_PATH: &str =
+        "makes the compiler driver run a program of the script's choosing as the linker";
+    if let Some(reason) = linker_option(arg) {
+        return Some((reason, arg.starts_with('-') && !arg.contains('=')));
+    }
+    if let Some(dir) = arg.strip_prefix("-B") {
+        // `-Bstatic` and friends are linker options: `-Wl,-Bstatic` passes them.
+        return Some((TOOL_DIR, dir.is_empty()));
+    }
+    if let Some(linker) = arg.strip_prefix("-fuse-ld=") {
+        return linker.contains(['/', '\\']).then_some((LINKER_PATH, false));
+    }
+    let name = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))?;
+    let (name, has_value) = match name.split_once('=') {
+        Some((name, _)) => (name, true),
+        None => (name, false),
+    };
+    let reason = match name {
+        "prefix" | "gcc-toolchain" | "gcc-install-dir" => TOOL_DIR,
+        "ld-path" => LINKER_PATH,
+        "fplugin" | "fpass-plugin" => {
+            "makes the compiler load a plugin for link-time optimization, which runs its code \
+             outside the sandbox"
+        }
+        "specs" => "gives the compiler driver a specs file, which can run any program",
+        "wrapper" => "makes the compiler driver run its tools through another program",
+        _ => return None,
+    };
+    Some((reason, !has_value))
+}
+
+/// `text` with every terminal control character replaced by a visible escape
+/// such as `\u{1b}`: the C0 controls except tab, DEL, and the C1 controls
+/// (U+0080 to U+009F). Everything else, including all other UTF-8, is kept;
+/// text without controls is returned as is.
+pub fn neutralize_control(text: &str) -> Cow<'_, str> {
+    let is_control = |c: char| c.is_control() && c != '\t';
+    let Some(first) = text.find(is_control) else {
+        return Cow::Borrowed(text);
+    };
+    let mut escaped = String::with_capacity(text.len() + 8);
+    escaped.push_str(&text[..first]);
+    for c in text[first..].chars() {
+        if is_control(c) {
+            // Writing to a `String` cannot fail.
+            let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            escaped.push(c);
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(args: &[&str]) -> Option<(String, &'static str)> {
+        let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        forbidden_link_args(&args)
+    }
+
+    fn offending(args: &[&str]) -> Option<String> {
+        check(args).map(|(offending, _)| offending)
+    }
+
+    #[test]
+    fn loader_variables_are_forbidden() {
+        for name in [
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            "LD_AUDIT",
+            "LD_BIND_NOW",
+            "DYLD_INSERT_LIBRARIES",
+            "DYLD_LIBRARY_PATH",
+            "GCONV_PATH",
+            "GLIBC_TUNABLES",
+        ] {
+            assert!(forbidden_rustc_env(name).is_some(), "{name}");
+        }
+        assert_eq!(
+            forbidden_rustc_env("LD_PRELOAD"),
+            Some("makes the dynamic loader load code into rustc and the programs it runs")
+        );
+    }
+
+    #[test]
+    fn program_choice_and_script_hooks_are_forbidden() {
+        for name in [
+            "PATH",
+            "COMPILER_PATH",
+            "GCC_EXEC_PREFIX",
+            "BASH_ENV",
+            "BASH_FUNC_cc%%",
+            "PERL5OPT",
+            "PYTHONPATH",
+            "NODE_OPTIONS",
+        ] {
+            assert!(forbidden_rustc_env(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn env_names_are_compared_ignoring_case() {
+        assert!(forbidden_rustc_env("ld_preload").is_some());
+        assert!(forbidden_rustc_env("Path").is_some());
+        assert!(forbidden_rustc_env("dyld_insert_libraries").is_some());
+    }
+
+    #[test]
+    fn ordinary_env_is_allowed() {
+        for name in [
+            "PROTOC",
+            "OUT_DIR_EXTRA",
+            "VERSION",
+            "GIT_HASH",
+            "CARGO_PKG_X",
+            "OLD_PATH",
+            "LDFLAGS",
+            "MALLOC_ARENA_MAX",
+            "MALLOC_CHECK_",
+            "PATHS",
+            "ENV",
+            "ENVIRONMENT",
+        ] {
+            assert_eq!(forbidden_rustc_env(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn plugins_through_the_driver() {
+        assert_eq!(
+            offending(&["-Wl,-z,now,-plugin,/x.so"]).as_deref(),
+            Some("-Wl,-z,now,-plugin,/x.so")
+        );
+        for args in [
+            &["-Wl,-plugin,/x.so"][..],
+            &["-Wl,--plugin,/x.so"],
+            &["-Wl,--plugin=/x.so"],
+            &["-Wl,-plugin=/x.so"],
+            &["-Wl,--load-pass-plugin=/x.so"],
+            &["-Wl,--load-pass-plugin,/x.so"],
+            &["-Wl,-load-pass-plugin=/x.so"],
+            &["-Wl,-plugin", "-Wl,/x.so"],
+        ] {
+            assert_eq!(
+                check(args).map(|(_, reason)| reason),
+                Some(PLUGIN),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn plugins_through_xlinker_take_two_arguments() {
+        assert_eq!(
+            offending(&["-Xlinker", "-plugin", "-Xlinker", "/x.so"]).as_deref(),
+            Some("-Xlinker -plugin")
+        );
+        assert_eq!(
+            offending(&["-Xlinker", "--plugin=/x.so"]).as_deref(),
+            Some("-Xlinker --plugin=/x.so")
+        );
+        // The value of `-Xlinker` is a linker option, not a driver option.
+        assert_eq!(offending(&["-Xlinker", "-Bstatic"]), None);
+        assert_eq!(offending(&["-Xlinker"]), None);
+    }
+
+    #[test]
+    fn plugins_given_to_the_linker_directly() {
+        assert_eq!(
+            offending(&["-plugin", "/x.so"]).as_deref(),
+            Some("-plugin /x.so")
+        );
+        assert_eq!(
+            offending(&["--plugin=/x.so"]).as_deref(),
+            Some("--plugin=/x.so")
+        );
+        assert!(check(&["--load-pass-plugin", "/x.so"]).is_some());
+    }
+
+    #[test]
+    fn linker_choice() {
+        assert!(check(&["-fuse-ld=/tmp/ld"]).is_some());
+        assert!(check(&["-fuse-ld=./ld"]).is_some());
+        assert!(check(&["-fuse-ld=C:\\ld.exe"]).is_some());
+        assert!(check(&["--ld-path=/tmp/ld"]).is_some());
+        assert_eq!(check(&["-fuse-ld=lld"]), None);
+        assert_eq!(check(&["-fuse-ld=mold"]), None);
+        assert_eq!(check(&["-fuse-linker-plugin"]), None);
+    }
+
+    #[test]
+    fn tool_directories() {
+        assert_eq!(offending(&["-B/tmp"]).as_deref(), Some("-B/tmp"));
+        assert_eq!(offending(&["-B", "/tmp"]).as_deref(), Some("-B /tmp"));
+        assert_eq!(offending(&["-B"]).as_deref(), Some("-B"));
+        // `-Bstatic` given to the driver names a directory `static`.
+        assert!(check(&["-Bstatic"]).is_some());
+        assert_eq!(check(&["-Wl,-Bstatic", "-Wl,-Bdynamic"]), None);
+        assert_eq!(
+            offending(&["--prefix", "/tmp"]).as_deref(),
+            Some("--prefix /tmp")
+        );
+        assert!(check(&["--prefix=/tmp"]).is_some());
+        assert!(check(&["--gcc-toolchain=/tmp"]).is_some());
+        assert!(check(&["--gcc-install-dir=/tmp"]).is_some());
+    }
+
+    #[test]
+    fn compiler_plugins_specs_and_wrappers() {
+        assert!(check(&["-fplugin=/x.so"]).is_some());
+        assert!(check(&["-fpass-plugin=/x.so"]).is_some());
+        assert!(check(&["-specs=/tmp/specs"]).is_some());
+        assert!(check(&["--specs=/tmp/specs"]).is_some());
+        assert_eq!(
+            offending(&["-wrapper", "/tmp/w,-x"]).as_deref(),
+            Some("-wrapper /tmp/w,-x")
+        );
+        assert_eq!(check(&["-fplugin-arg-x-y=1"]), None);
+    }
+
+    #[test]
+    fn response_files() {
+        assert_eq!(
+            check(&["@/tmp/args"]),
+            Some(("@/tmp/args".to_owned(), RESPONSE_FILE))
+        );
+        assert!(check(&["-Wl,@/tmp/args"]).is_some());
+        assert!(check(&["-Xlinker", "@/tmp/args"]).is_some());
+    }
+
+    #[test]
+    fn ordinary_link_args_are_allowed() {
+        assert_eq!(
+            check(&[
+                "-Wl,-rpath,$ORIGIN",
+                "-Wl,--as-needed",
+                "-Wl,-z,relro,-z,now",
+                "-Wl,--plugin-opt=O2",
+                "-Wl,--version-script=/ws/pkg/exports.map",
+                "-Xlinker",
+                "--export-dynamic",
+                "-nostartfiles",
+                "-static",
+                "-lfoo",
+                "-L/usr/lib",
+                "-T",
+                "link.x",
+                "-fuse-ld=lld",
+                "/ws/target/out/lib.a",
+            ]),
+            None
+        );
+        assert_eq!(check(&[]), None);
+    }
+
+    #[test]
+    fn the_first_offence_is_reported() {
+        assert_eq!(
+            offending(&["-Wl,--as-needed", "-fuse-ld=/tmp/ld", "@args"]).as_deref(),
+            Some("-fuse-ld=/tmp/ld")
+        );
+    }
+
+    #[test]
+    fn controls_are_escaped() {
+        assert_eq!(
+            neutralize_control("\x1b]0;owned\x07red\x1b[31m"),
+            "\\u{1b}]0;owned\\u{7}red\\u{1b}[31m"
+        );
+        assert_eq!(neutralize_control("a\rb\x7fc\0"), "a\\u{d}b\\u{7f}c\\u{0}");
+        assert_eq!(neutralize_control("x\u{9b}2Jy\u{85}"), "x\\u{9b}2Jy\\u{85}");
+        assert_eq!(neutralize_control("line\n"), "line\\u{a}");
+    }
+
+    #[test]
+    fn ordinary_text_is_borrowed() {
+        for text in [
+            "",
+            "plain",
+            "tab\tseparated",
+            "ünïcødé ✓ 日本語",
+            "\u{a0}\u{200b}",
+        ] {
+            assert!(
+                matches!(neutralize_control(text), Cow::Borrowed(t) if t == text),
+                "{text:?}"
+            );
+        }
+        assert_eq!(neutralize_control("é\x1bé"), "é\\u{1b}é");
+    }
+}

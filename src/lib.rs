@@ -19,17 +19,23 @@
 //! request or a grant says otherwise, and a runner that cannot enforce a policy
 //! must refuse to run rather than run with less protection.
 
+mod approval;
+mod config_edit;
 mod directives;
 mod effective;
 mod grants;
 mod policy;
+mod report;
 pub mod runner;
 mod stream;
 
+pub use approval::{Trust, grant_snippet, granted, unapproved};
+pub use config_edit::{ConfigEditError, add_grant};
 pub use directives::{forbidden_link_args, forbidden_rustc_env, neutralize_control};
 pub use effective::{Baseline, EffectivePolicy};
 pub use grants::{Grant, PackageMatcher, RunnerSelection, grants_for};
 pub use policy::{EnvPattern, Limits, NetTarget, PolicyError, Preset, Program, Request};
+pub use report::{ReportEntry, render_report_human, render_report_json};
 pub use runner::{
     DEFAULT_OUTPUT_LIMIT, Enforcement, HelperCommand, Invocation, LimitKind, RunError,
     RunnerContext, RunnerKind, SandboxRunner, Weakening,

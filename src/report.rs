@@ -1,0 +1,236 @@
+//! `cargo build-sandbox report`: what every build script asks for and gets.
+//!
+//! Cargo makes one [`ReportEntry`] per package with a build script
+//! ([`ReportEntry::new`] computes what is granted and what is missing under
+//! the trust mode) and prints them with [`render_report_human`] or, for
+//! `--format json`, [`render_report_json`].
+
+use std::fmt::Write as _;
+
+use crate::approval::{Trust, granted, unapproved};
+use crate::runner::{display_duration, display_size};
+use crate::{Request, RunnerKind};
+
+/// One package with a build script.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReportEntry {
+    /// The package name.
+    pub package: String,
+    /// The package version.
+    pub version: String,
+    /// The runner its build script runs with.
+    #[serde(serialize_with = "serialize_runner")]
+    pub runner: RunnerKind,
+    /// What the package declares in `[package.build-sandbox]`.
+    pub requested: Request,
+    /// What the build script gets beyond the baseline.
+    pub granted: Request,
+    /// What the package declares that no grant approves; empty under
+    /// [`Trust::Declared`].
+    pub missing: Request,
+}
+
+fn serialize_runner<S: serde::Serializer>(runner: &RunnerKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(runner.name())
+}
+
+impl ReportEntry {
+    /// The entry for a package whose manifest declares `declared` (paths
+    /// resolved) and to which `grants` apply.
+    pub fn new(
+        package: impl Into<String>,
+        version: impl Into<String>,
+        runner: RunnerKind,
+        trust: Trust,
+        declared: &Request,
+        grants: &[&Request],
+    ) -> ReportEntry {
+        let missing = match trust {
+            Trust::Declared => Request::default(),
+            Trust::Approved => unapproved(declared, grants),
+        };
+        ReportEntry {
+            package: package.into(),
+            version: version.into(),
+            runner,
+            requested: declared.clone(),
+            granted: granted(trust, declared, grants),
+            missing,
+        }
+    }
+}
+
+/// One block per package, a line for each part, `-` for an empty part:
+///
+/// ```text
+/// openssl-sys v0.9.109 (runner `native`)
+///   requested  run [cc, pkg-config]; clock
+///   granted    run [cc]
+///   missing    run [pkg-config]; clock
+/// ```
+pub fn render_report_human(entries: &[ReportEntry]) -> String {
+    let mut out = String::new();
+    for entry in entries {
+        // Writing to a `String` cannot fail.
+        let _ = writeln!(
+            out,
+            "{} v{} (runner `{}`)",
+            entry.package, entry.version, entry.runner
+        );
+        for (label, request) in [
+            ("requested", &entry.requested),
+            ("granted", &entry.granted),
+            ("missing", &entry.missing),
+        ] {
+            let _ = writeln!(out, "  {label:<9}  {}", summary(request));
+        }
+    }
+    out
+}
+
+/// `{"packages": [...]}`, each package an object with the fields of
+/// [`ReportEntry`]; requests as in their `Serialize` implementation. The
+/// format is documented in `design/unstable.md`.
+pub fn render_report_json(entries: &[ReportEntry]) -> String {
+    #[derive(serde::Serialize)]
+    struct Report<'a> {
+        packages: &'a [ReportEntry],
+    }
+    // Strings, booleans and sequences of them always serialize.
+    serde_json::to_string(&Report { packages: entries }).expect("a report serializes to JSON")
+}
+
+/// `read [..]; run [..]; clock; time limit 60s`, or `-` if `request` is empty.
+fn summary(request: &Request) -> String {
+    fn list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+        let items: Vec<String> = items.into_iter().map(|item| item.to_string()).collect();
+        items.join(", ")
+    }
+    let mut parts = Vec::new();
+    if let Some(runner) = request.runner {
+        parts.push(format!("runner {runner}"));
+    }
+    for (key, items) in [
+        ("read", list(request.read.iter().map(|p| p.display()))),
+        ("write", list(request.write.iter().map(|p| p.display()))),
+        ("env", list(&request.env)),
+        ("run", list(&request.run)),
+        ("net", list(&request.net)),
+        ("presets", list(&request.presets)),
+    ] {
+        if !items.is_empty() {
+            parts.push(format!("{key} [{items}]"));
+        }
+    }
+    for (key, set) in [
+        ("clock", request.clock),
+        ("random", request.random),
+        ("linker-plugins", request.linker_plugins),
+    ] {
+        if set {
+            parts.push(key.to_owned());
+        }
+    }
+    let limits = &request.limits;
+    if let Some(time) = limits.time {
+        parts.push(format!("time limit {}", display_duration(time)));
+    }
+    if let Some(memory) = limits.memory {
+        parts.push(format!("memory limit {}", display_size(memory)));
+    }
+    if let Some(output) = limits.output {
+        parts.push(format!("output limit {}", display_size(output)));
+    }
+    if parts.is_empty() {
+        "-".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn request(text: &str) -> Request {
+        let mut request = Request::from_toml(&toml::Value::Table(text.parse().unwrap())).unwrap();
+        request.resolve_paths(Path::new("/ws/pkg"));
+        request
+    }
+
+    fn entries(trust: Trust) -> Vec<ReportEntry> {
+        let declared = request(
+            "runner = \"native\"\nrun = [\"cc\", \"pkg-config\"]\nclock = true\n\
+             limits = { time = \"60s\" }",
+        );
+        let grant = request("run = [\"cc\"]");
+        vec![
+            ReportEntry::new(
+                "openssl-sys",
+                "0.9.109",
+                RunnerKind::Native,
+                trust,
+                &declared,
+                &[&grant],
+            ),
+            ReportEntry::new(
+                "ring",
+                "0.17.14",
+                RunnerKind::Noop,
+                trust,
+                &Request::default(),
+                &[],
+            ),
+        ]
+    }
+
+    #[test]
+    fn human_report_in_approved_mode() {
+        assert_eq!(
+            render_report_human(&entries(Trust::Approved)),
+            "openssl-sys v0.9.109 (runner `native`)\n\
+             \x20 requested  runner native; run [cc, pkg-config]; clock; time limit 60s\n\
+             \x20 granted    run [cc]; time limit 60s\n\
+             \x20 missing    run [pkg-config]; clock\n\
+             ring v0.17.14 (runner `noop`)\n\
+             \x20 requested  -\n\
+             \x20 granted    -\n\
+             \x20 missing    -\n"
+        );
+    }
+
+    #[test]
+    fn nothing_is_missing_in_declared_mode() {
+        let entries = entries(Trust::Declared);
+        assert!(entries[0].missing.is_empty());
+        assert_eq!(
+            summary(&entries[0].granted),
+            "run [cc, pkg-config]; clock; time limit 60s"
+        );
+        assert_eq!(render_report_human(&[]), "");
+    }
+
+    #[test]
+    fn json_report_has_stable_field_names() {
+        let json: serde_json::Value =
+            serde_json::from_str(&render_report_json(&entries(Trust::Approved))).unwrap();
+        let packages = json["packages"].as_array().unwrap();
+        assert_eq!(packages.len(), 2);
+        let openssl = &packages[0];
+        assert_eq!(openssl["package"], "openssl-sys");
+        assert_eq!(openssl["version"], "0.9.109");
+        assert_eq!(openssl["runner"], "native");
+        assert_eq!(openssl["requested"]["runner"], "native");
+        assert_eq!(openssl["granted"]["run"], serde_json::json!(["cc"]));
+        assert_eq!(openssl["missing"]["run"], serde_json::json!(["pkg-config"]));
+        assert_eq!(openssl["missing"]["clock"], true);
+        assert_eq!(
+            openssl["missing"]["limits"]["time"],
+            serde_json::Value::Null
+        );
+        assert_eq!(packages[1]["runner"], "noop");
+        assert_eq!(render_report_json(&[]), "{\"packages\":[]}");
+    }
+}

@@ -15,6 +15,15 @@
 //!    policy it cannot enforce ([`SandboxRunner::check`]) and otherwise runs the
 //!    [`Invocation`], streaming output lines to Cargo's callbacks.
 //!
+//! Around these steps Cargo applies its own policy with the crate's helpers
+//! (see `design/cargo-policy.md`): under [`Trust::Approved`] it stops the build
+//! before any script runs if [`unapproved`] is not empty for some package,
+//! printing [`grant_snippet`]; `cargo build-sandbox report` prints
+//! [`ReportEntry`]s and `cargo build-sandbox allow` calls [`add_grant`]; after
+//! a sandboxed script ran it refuses directives that would run code outside the
+//! sandbox ([`forbidden_rustc_env`], [`forbidden_link_args`]) and prints the
+//! script's text through [`neutralize_control`].
+//!
 //! Deny by default: a sandboxed script gets nothing but the baseline unless a
 //! request or a grant says otherwise, and a runner that cannot enforce a policy
 //! must refuse to run rather than run with less protection.

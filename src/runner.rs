@@ -20,6 +20,8 @@ use std::process::Output;
 use std::str::FromStr;
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use crate::EffectivePolicy;
 
 pub mod native;
@@ -229,6 +231,20 @@ pub(crate) fn display_size(bytes: u64) -> String {
 }
 
 impl std::error::Error for RunError {}
+
+/// Empties the script's private temporary directory, creating it if needed.
+pub(crate) fn reset_temp_dir(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => std::fs::create_dir_all(dir),
+    }
+    .with_context(|| {
+        format!(
+            "failed to prepare the temporary directory `{}`",
+            dir.display()
+        )
+    })
+}
 
 /// Executes build scripts, enforcing an [`EffectivePolicy`].
 pub trait SandboxRunner: Send + Sync {

@@ -26,7 +26,11 @@ use crate::EffectivePolicy;
 
 pub mod native;
 mod noop;
+#[cfg(unix)]
+pub mod wasmtime;
 
+#[cfg(unix)]
+pub use self::wasmtime::WasmtimeRunner;
 #[cfg(target_os = "linux")]
 pub use native::NativeRunner;
 pub use noop::NoopRunner;
@@ -293,6 +297,13 @@ pub struct RunnerContext {
     /// Protections the user agreed to go without where the system cannot
     /// provide them; empty unless configured.
     pub allow_weaker: BTreeSet<Weakening>,
+    /// Where the `wasmtime` runner keeps build scripts it compiled to machine
+    /// code, so that a rerun does not compile them again (Cargo passes a
+    /// directory under its target directory); `None` keeps them in memory only.
+    ///
+    /// The runner runs the code it finds there: only the runner may write to
+    /// it, and it refuses policies that let a build script write there.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// A protection a runner may go without, when the user explicitly allows it,
@@ -367,11 +378,21 @@ pub fn create(kind: RunnerKind, context: &RunnerContext) -> anyhow::Result<Box<d
     match kind {
         RunnerKind::Noop => Ok(Box::new(NoopRunner)),
         RunnerKind::Native => create_native(context),
-        RunnerKind::Wasmtime => anyhow::bail!(
-            "the `{kind}` sandbox runner is not implemented yet\n\
-             help: choose the `noop` runner with `-Zsandboxed-build-scripts=noop`"
-        ),
+        RunnerKind::Wasmtime => create_wasmtime(context),
     }
+}
+
+#[cfg(unix)]
+fn create_wasmtime(context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunner>> {
+    Ok(Box::new(WasmtimeRunner::new(context.cache_dir.clone())))
+}
+
+#[cfg(not(unix))]
+fn create_wasmtime(_context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunner>> {
+    anyhow::bail!(
+        "the `wasmtime` sandbox runner is not supported on this platform yet\n\
+         help: choose the `noop` runner with `-Zsandboxed-build-scripts=noop`"
+    )
 }
 
 #[cfg(target_os = "linux")]

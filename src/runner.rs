@@ -20,11 +20,17 @@ use std::process::Output;
 use std::str::FromStr;
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use crate::EffectivePolicy;
 
 pub mod native;
 mod noop;
+#[cfg(unix)]
+pub mod wasmtime;
 
+#[cfg(unix)]
+pub use self::wasmtime::WasmtimeRunner;
 #[cfg(target_os = "linux")]
 pub use native::NativeRunner;
 pub use noop::NoopRunner;
@@ -241,6 +247,20 @@ pub(crate) fn display_size(bytes: u64) -> String {
 
 impl std::error::Error for RunError {}
 
+/// Empties the script's private temporary directory, creating it if needed.
+pub(crate) fn reset_temp_dir(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => std::fs::create_dir_all(dir),
+    }
+    .with_context(|| {
+        format!(
+            "failed to prepare the temporary directory `{}`",
+            dir.display()
+        )
+    })
+}
+
 /// Executes build scripts, enforcing an [`EffectivePolicy`].
 pub trait SandboxRunner: Send + Sync {
     /// Which runner this is.
@@ -288,6 +308,13 @@ pub struct RunnerContext {
     /// Protections the user agreed to go without where the system cannot
     /// provide them; empty unless configured.
     pub allow_weaker: BTreeSet<Weakening>,
+    /// Where the `wasmtime` runner keeps build scripts it compiled to machine
+    /// code, so that a rerun does not compile them again (Cargo passes a
+    /// directory under its target directory); `None` keeps them in memory only.
+    ///
+    /// The runner runs the code it finds there: only the runner may write to
+    /// it, and it refuses policies that let a build script write there.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// A protection a runner may go without, when the user explicitly allows it,
@@ -362,11 +389,21 @@ pub fn create(kind: RunnerKind, context: &RunnerContext) -> anyhow::Result<Box<d
     match kind {
         RunnerKind::Noop => Ok(Box::new(NoopRunner)),
         RunnerKind::Native => create_native(context),
-        RunnerKind::Wasmtime => anyhow::bail!(
-            "the `{kind}` sandbox runner is not implemented yet\n\
-             help: choose the `noop` runner with `-Zsandboxed-build-scripts=noop`"
-        ),
+        RunnerKind::Wasmtime => create_wasmtime(context),
     }
+}
+
+#[cfg(unix)]
+fn create_wasmtime(context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunner>> {
+    Ok(Box::new(WasmtimeRunner::new(context.cache_dir.clone())))
+}
+
+#[cfg(not(unix))]
+fn create_wasmtime(_context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunner>> {
+    anyhow::bail!(
+        "the `wasmtime` sandbox runner is not supported on this platform yet\n\
+         help: choose the `noop` runner with `-Zsandboxed-build-scripts=noop`"
+    )
 }
 
 #[cfg(target_os = "linux")]

@@ -9,7 +9,7 @@
 //! [`run_helper_if_requested`](super::run_helper_if_requested), say).
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -26,7 +26,7 @@ use super::spec::{ConfinementSpec, DEFAULT_PROCESSES, PathAccess};
 use crate::EffectivePolicy;
 use crate::runner::{
     Enforcement, HelperCommand, Invocation, LineCallback, RunError, RunnerKind, SandboxRunner,
-    Weakening,
+    Weakening, reset_temp_dir,
 };
 use crate::stream::{Watchdog, stream_output};
 
@@ -88,7 +88,7 @@ impl SandboxRunner for NativeRunner {
     ) -> Result<Output, RunError> {
         let policy = invocation.policy;
         let (abi, plan) = self.plan(policy).map_err(RunError::Sandbox)?;
-        reset_dir(&policy.baseline.temp_dir).map_err(RunError::Sandbox)?;
+        reset_temp_dir(&policy.baseline.temp_dir).map_err(RunError::Sandbox)?;
         let mut spec = ConfinementSpec::resolve(invocation).map_err(RunError::Sandbox)?;
         spec.landlock_abi = abi as u8;
         if plan.limits_memory() {
@@ -250,20 +250,6 @@ fn share_jobserver(command: &Command, spec: &mut ConfinementSpec) {
     }
     spec.keep_fds.sort_unstable();
     spec.keep_fds.dedup();
-}
-
-/// Empties `dir`, creating it if needed.
-fn reset_dir(dir: &Path) -> anyhow::Result<()> {
-    match fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => fs::create_dir_all(dir),
-    }
-    .with_context(|| {
-        format!(
-            "failed to prepare the temporary directory `{}`",
-            dir.display()
-        )
-    })
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {

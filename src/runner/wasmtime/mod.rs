@@ -1,0 +1,204 @@
+//! The `wasmtime` runner: the build script compiled to a WASI 0.2 component,
+//! run by wasmtime with exactly the capabilities of its policy.
+//!
+//! Cargo compiles the build script for `wasm32-wasip2` and hands the runner the
+//! `.wasm` component. For each run the runner, in Cargo's process,
+//!
+//! 1. loads the compiled component ([`compile`]): from memory, from the cache
+//!    directory of the [`RunnerContext`], or by compiling it with Cranelift and
+//!    storing the result there. Cargo may call [`precompile`] earlier;
+//! 2. builds the guest's WASI context ([`guest`]) from the invocation: the
+//!    arguments, exactly [`Invocation::sandboxed_env`] plus `TMPDIR`, the
+//!    policy's directories preopened at their own absolute paths (the package
+//!    root also as `.`, read-only unless granted `write`), TCP to the granted
+//!    `host:port`s only, and, without `clock`/`random`, a wall clock fixed at
+//!    `SOURCE_DATE_EPOCH`, a monotonic clock that advances one microsecond per
+//!    read and randomness from ChaCha with fixed seeds;
+//! 3. runs `wasi:cli/run` on a worker thread ([`run`]), while the calling
+//!    thread feeds the stdout and stderr lines the guest writes ([`output`]) to
+//!    the callbacks, in order, and captures them;
+//! 4. maps how the guest ended to the result: its exit code; a trap (a panic:
+//!    Rust aborts on WASI) as a process killed by `SIGABRT`, with the trap
+//!    appended to stderr; a limit as [`RunError::LimitExceeded`].
+//!
+//! Limits: `time` by epoch interruption (at the deadline the calling thread
+//! bumps the engine's epoch and the store's epoch callback stops the guest),
+//! `memory` by the store's resource limiter (linear memories and tables;
+//! growing past the limit traps), `output` by the guest's streams (the write
+//! that would exceed the limit traps).
+//!
+//! What WASI cannot do is refused by [`WasmtimeRunner`]'s `check`: running
+//! programs (`run`, `presets`), and paths that are not UTF-8. With a `net`
+//! grant that names a host, the guest can look up *any* name
+//! (`wasi:sockets/ip-name-lookup` is all or nothing), so it can leak data to
+//! the resolver in the names it looks up; it can still only connect to the
+//! granted addresses. See `design/wasmtime-runner.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use super::{
+    Enforcement, Invocation, LineCallback, RunError, RunnerContext, RunnerKind, SandboxRunner,
+};
+use crate::EffectivePolicy;
+
+mod compile;
+mod guest;
+mod output;
+mod run;
+#[cfg(test)]
+mod tests;
+
+pub use compile::CacheOutcome;
+
+/// Runs build scripts compiled to `wasm32-wasip2` components under wasmtime.
+#[derive(Clone, Debug, Default)]
+pub struct WasmtimeRunner {
+    cache_dir: Option<PathBuf>,
+}
+
+impl WasmtimeRunner {
+    /// A runner that keeps compiled components in `cache_dir`, if given (see
+    /// [`RunnerContext::cache_dir`]).
+    pub fn new(cache_dir: Option<PathBuf>) -> WasmtimeRunner {
+        WasmtimeRunner { cache_dir }
+    }
+}
+
+/// Compiles `component` for the runner, or finds it compiled, and says which.
+///
+/// [`SandboxRunner::run`] does the same; calling this first (say, right after
+/// the build script was built) takes the compilation out of the script's run.
+pub fn precompile(component: &Path, context: &RunnerContext) -> anyhow::Result<CacheOutcome> {
+    let (_, outcome) = compile::load(component, context.cache_dir.as_deref())?;
+    Ok(outcome)
+}
+
+impl SandboxRunner for WasmtimeRunner {
+    fn kind(&self) -> RunnerKind {
+        RunnerKind::Wasmtime
+    }
+
+    fn enforcement(&self) -> Enforcement {
+        Enforcement {
+            filesystem: true,
+            environment: true,
+            network: true,
+            programs: true,
+            determinism: true,
+            limits: true,
+        }
+    }
+
+    fn check(&self, policy: &EffectivePolicy) -> anyhow::Result<()> {
+        let granted = &policy.granted;
+        if !granted.run.is_empty() || !granted.presets.is_empty() {
+            let mut notes = String::new();
+            if !granted.run.is_empty() {
+                notes += &format!(
+                    "note: the policy grants `run = [{}]`\n",
+                    quoted(&granted.run)
+                );
+            }
+            if !granted.presets.is_empty() {
+                notes += &format!(
+                    "note: the policy grants `presets = [{}]`\n",
+                    quoted(&granted.presets)
+                );
+            }
+            anyhow::bail!(
+                "the `wasmtime` sandbox runner cannot run programs\n\
+                 {notes}\
+                 help: run this package's build script under the `native` runner: \
+                 `runner = \"native\"` in its `[package.build-sandbox]`, or in \
+                 `[build-sandbox]` of `.cargo/config.toml` for every package"
+            );
+        }
+        let baseline = &policy.baseline;
+        let paths = [
+            &baseline.package_root,
+            &baseline.out_dir,
+            &baseline.temp_dir,
+        ]
+        .into_iter()
+        .chain(&baseline.dependency_out_dirs)
+        .chain(&granted.read)
+        .chain(&granted.write);
+        for path in paths {
+            if path.to_str().is_none() {
+                anyhow::bail!(
+                    "the `wasmtime` sandbox runner cannot grant `{}`\n\
+                     note: WASI paths are UTF-8, and this one is not",
+                    path.display()
+                );
+            }
+        }
+        if let Some(cache_dir) = &self.cache_dir {
+            check_cache_dir(policy, cache_dir)?;
+        }
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        invocation: &Invocation<'_>,
+        on_stdout_line: LineCallback<'_>,
+        on_stderr_line: LineCallback<'_>,
+    ) -> Result<Output, RunError> {
+        self.check(invocation.policy).map_err(RunError::Sandbox)?;
+        run::run(
+            invocation,
+            self.cache_dir.as_deref(),
+            on_stdout_line,
+            on_stderr_line,
+        )
+    }
+}
+
+/// Refuses a policy that lets the script write into the compiled-component
+/// cache: the runner runs the machine code it finds there, outside the sandbox.
+fn check_cache_dir(policy: &EffectivePolicy, cache_dir: &Path) -> anyhow::Result<()> {
+    let baseline = &policy.baseline;
+    let cache_dir = resolved(cache_dir);
+    let writable = [&baseline.out_dir, &baseline.temp_dir]
+        .into_iter()
+        .chain(&policy.granted.write);
+    for path in writable {
+        let path = resolved(path);
+        if cache_dir.starts_with(&path) || path.starts_with(&cache_dir) {
+            anyhow::bail!(
+                "the `wasmtime` sandbox runner cannot let a build script write to `{}`\n\
+                 note: it holds compiled build scripts, which run outside the sandbox (`{}`)",
+                path.display(),
+                cache_dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `path` with symbolic links resolved as far as it exists.
+fn resolved(path: &Path) -> PathBuf {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |path, name| path.join(name));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+fn quoted<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|item| format!("\"{item}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,245 @@
+//! One run: the guest on a worker thread, its output on the calling thread.
+
+use std::fs::File;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{ExitStatus, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::p2::bindings::sync::Command;
+
+use super::compile;
+use super::guest::{self, Guest};
+use super::output::{Event, GuestOutput, Pipe};
+use crate::runner::{
+    Invocation, LimitKind, LineCallback, RunError, display_duration, display_size, reset_temp_dir,
+};
+
+/// How the guest ended, as the worker thread saw it.
+pub(super) enum Ending {
+    /// It returned from `wasi:cli/run` or called `exit`, with this code.
+    Exited(i32),
+    /// It trapped: a panic (Rust aborts on WASI), an out-of-bounds access, ...
+    Trapped(wasmtime::Error),
+    /// A write was refused because of `limits.output`.
+    OutputExceeded,
+    /// Growing its memory was refused because of `limits.memory`.
+    MemoryExceeded,
+    /// It was still running at `limits.time` (decided by the calling thread).
+    TimedOut,
+    /// The component could not be instantiated, e.g. it imports more than WASI.
+    NotStarted(anyhow::Error),
+}
+
+/// Lines in flight between the guest and the callbacks.
+const CHANNEL_CAPACITY: usize = 64;
+
+/// How long a guest may take to stop once its time is up. A guest running wasm
+/// code stops at once; one blocked in a host call (a long `sleep`, a socket
+/// read) cannot be interrupted, and is abandoned: its thread ends when the call
+/// returns, as its next write or wasm instruction traps.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Raw wait statuses, as for a process killed by `SIGABRT` or `SIGKILL`.
+const ABORTED: i32 = 6;
+const KILLED: i32 = 9;
+
+pub(super) fn run(
+    invocation: &Invocation<'_>,
+    cache_dir: Option<&Path>,
+    on_stdout_line: LineCallback<'_>,
+    on_stderr_line: LineCallback<'_>,
+) -> Result<Output, RunError> {
+    // A missing program is the same error as for a process.
+    File::open(invocation.program).map_err(RunError::Process)?;
+    let engine = compile::engine().map_err(RunError::Sandbox)?;
+    let (component, _) = compile::load(invocation.program, cache_dir).map_err(RunError::Sandbox)?;
+    let limits = invocation.policy.granted.limits;
+    reset_temp_dir(&invocation.policy.baseline.temp_dir).map_err(RunError::Sandbox)?;
+
+    let (sender, receiver) = mpsc::sync_channel(CHANNEL_CAPACITY);
+    let stopped = Arc::new(AtomicBool::new(false));
+    let output = GuestOutput::new(sender, limits.output, Arc::clone(&stopped));
+    let wasi = guest::wasi_ctx(invocation, &output).map_err(RunError::Sandbox)?;
+    let mut store = Store::new(engine, Guest::new(wasi, limits.memory));
+    store.limiter(|guest| &mut guest.memory);
+    // Every epoch tick (see `engine.increment_epoch` below, and other runs')
+    // checks whether this run was stopped.
+    let interrupt = Arc::clone(&stopped);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if interrupt.load(Ordering::SeqCst) {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Continue(1)
+        })
+    });
+    store.set_epoch_deadline(1);
+    let linker = linker(engine).map_err(RunError::Sandbox)?;
+
+    let worker = thread::Builder::new()
+        .name("build-script".into())
+        .spawn(move || {
+            let ending = run_guest(&mut store, &linker, &component, &output);
+            drop(store);
+            output.finish(ending);
+        })
+        .map_err(RunError::Process)?;
+
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let mut callback_error = None;
+    let mut deliver = |pipe: Pipe, line: Vec<u8>| {
+        if callback_error.is_none() {
+            let text = String::from_utf8_lossy(&line);
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            let result = match pipe {
+                Pipe::Stdout => on_stdout_line(text),
+                Pipe::Stderr => on_stderr_line(text),
+            };
+            if let Err(e) = result {
+                callback_error = Some(e);
+            }
+        }
+        match pipe {
+            Pipe::Stdout => stdout.extend_from_slice(&line),
+            Pipe::Stderr => stderr.extend_from_slice(&line),
+        }
+    };
+
+    let deadline = limits.time.map(|time| Instant::now() + time);
+    let mut stop_requested = false;
+    let (ending, finished) = loop {
+        let event = match deadline {
+            None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(deadline) => {
+                let until = if stop_requested {
+                    deadline + STOP_GRACE
+                } else {
+                    deadline
+                };
+                receiver.recv_timeout(until.saturating_duration_since(Instant::now()))
+            }
+        };
+        match event {
+            Ok(Event::Line(pipe, line)) => deliver(pipe, line),
+            Ok(Event::Finished(_)) if stop_requested => break (Ending::TimedOut, true),
+            Ok(Event::Finished(ending)) => break (ending, true),
+            Err(RecvTimeoutError::Timeout) if !stop_requested => {
+                stop_requested = true;
+                stopped.store(true, Ordering::SeqCst);
+                engine.increment_epoch();
+            }
+            // The guest is stuck in a host call: leave its thread behind.
+            Err(RecvTimeoutError::Timeout) => break (Ending::TimedOut, false),
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(RunError::Sandbox(anyhow::anyhow!(
+                    "the thread running the build script stopped unexpectedly"
+                )));
+            }
+        }
+    };
+    if finished {
+        // It has sent its last event and is about to return.
+        let _ = worker.join();
+    }
+
+    let (status, limit) = match ending {
+        Ending::Exited(code) => (exit_status(code), None),
+        Ending::Trapped(error) => {
+            let message = format!("error: the build script trapped: {error:?}\n");
+            for line in message.split_inclusive('\n') {
+                deliver(Pipe::Stderr, line.as_bytes().to_vec());
+            }
+            (ExitStatus::from_raw(ABORTED), None)
+        }
+        Ending::TimedOut => (
+            ExitStatus::from_raw(KILLED),
+            limits
+                .time
+                .map(|time| (LimitKind::Time, display_duration(time))),
+        ),
+        Ending::OutputExceeded => (
+            ExitStatus::from_raw(KILLED),
+            limits
+                .output
+                .map(|size| (LimitKind::Output, display_size(size))),
+        ),
+        Ending::MemoryExceeded => (
+            ExitStatus::from_raw(KILLED),
+            limits
+                .memory
+                .map(|size| (LimitKind::Memory, display_size(size))),
+        ),
+        Ending::NotStarted(error) => return Err(RunError::Sandbox(error)),
+    };
+    let output = Output {
+        status,
+        stdout,
+        stderr,
+    };
+    match (limit, callback_error) {
+        (Some((limit, value)), _) => Err(RunError::LimitExceeded {
+            limit,
+            value,
+            output,
+        }),
+        (None, Some(error)) => Err(RunError::Callback { error, output }),
+        (None, None) => Ok(output),
+    }
+}
+
+/// The status of a process that exited with `code` (truncated to 8 bits, as
+/// the kernel does).
+pub(super) fn exit_status(code: i32) -> ExitStatus {
+    ExitStatus::from_raw((code & 0xff) << 8)
+}
+
+/// Instantiates the component and calls its `wasi:cli/run`.
+fn run_guest(
+    store: &mut Store<Guest>,
+    linker: &Linker<Guest>,
+    component: &Component,
+    output: &GuestOutput,
+) -> Ending {
+    let result = match Command::instantiate(&mut *store, component, linker) {
+        Ok(command) => command.wasi_cli_run().call_run(&mut *store),
+        Err(_) if store.data().memory.exceeded => return Ending::MemoryExceeded,
+        Err(error) => {
+            return Ending::NotStarted(
+                anyhow::Error::from(error)
+                    .context("failed to instantiate the build script's component"),
+            );
+        }
+    };
+    match result {
+        Ok(Ok(())) => Ending::Exited(0),
+        Ok(Err(())) => Ending::Exited(1),
+        Err(error) => {
+            if let Some(exit) = error.downcast_ref::<I32Exit>() {
+                Ending::Exited(exit.0)
+            } else if output.exceeded() {
+                Ending::OutputExceeded
+            } else if store.data().memory.exceeded {
+                Ending::MemoryExceeded
+            } else {
+                Ending::Trapped(error)
+            }
+        }
+    }
+}
+
+/// WASI 0.2 for a command (with `exit-with-code`, stable since WASI 0.2.12, so
+/// that a guest calling it keeps its exit code).
+fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<Guest>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    Ok(linker)
+}

@@ -67,6 +67,7 @@ fn main() {
         }
         "exit" => std::process::exit(arg(1).parse().unwrap()),
         "panic" => panic!("the guest panicked"),
+        "sleep" => std::thread::sleep(std::time::Duration::from_secs(3600)),
         "spin" => loop {
             std::hint::black_box(());
         },
@@ -329,6 +330,13 @@ fn connections_go_only_to_granted_endpoints() {
     assert_eq!(package.line(grant(), &["connect", &address]), "ok");
     let refused = package.line(grant(), &["connect", &other_address]);
     assert!(refused.starts_with("err"), "{refused}");
+
+    // A granted host name is looked up by the guest and checked by address.
+    let by_name = request(&format!("net = [\"localhost:{port}\"]"));
+    let localhost = format!("localhost:{port}");
+    assert_eq!(package.line(by_name, &["connect", &localhost]), "ok");
+    let refused = package.line(grant(), &["connect", &localhost]);
+    assert!(refused.starts_with("err"), "{refused}");
 }
 
 #[test]
@@ -338,6 +346,16 @@ fn the_time_limit_stops_an_endless_loop() {
     let (result, _) = package.run(request("limits = { time = \"300ms\" }"), &["spin"]);
     let (limit, value, _) = limit_exceeded(result);
     assert_eq!((limit, value.as_str()), (LimitKind::Time, "300ms"));
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn the_time_limit_gives_up_on_a_guest_blocked_in_the_host() {
+    let package = Package::new("sleep");
+    let start = Instant::now();
+    let (result, _) = package.run(request("limits = { time = \"300ms\" }"), &["sleep"]);
+    let (limit, _, _) = limit_exceeded(result);
+    assert_eq!(limit, LimitKind::Time);
     assert!(start.elapsed() < Duration::from_secs(10));
 }
 

@@ -230,6 +230,18 @@ fn request(text: &str) -> Request {
     Request::from_toml(&toml::Value::Table(text.parse().unwrap())).unwrap()
 }
 
+/// What Cargo would pass to `runner::create`, with this cache directory.
+fn context(cache_dir: Option<PathBuf>) -> RunnerContext {
+    RunnerContext {
+        helper: crate::HelperCommand {
+            program: "unused".into(),
+            args: Vec::new(),
+        },
+        allow_weaker: Default::default(),
+        cache_dir,
+    }
+}
+
 fn limit_exceeded(result: Result<Output, RunError>) -> (LimitKind, String, Output) {
     match result {
         Err(RunError::LimitExceeded {
@@ -473,14 +485,7 @@ fn compiled_components_are_cached() {
     // A custom section (id 0) with an empty name makes the component distinct.
     bytes.extend_from_slice(&[0, 1, 0]);
     std::fs::write(&component, bytes).unwrap();
-    let context = RunnerContext {
-        helper: crate::HelperCommand {
-            program: "unused".into(),
-            args: Vec::new(),
-        },
-        allow_weaker: Default::default(),
-        cache_dir: Some(cache.0.join("compiled")),
-    };
+    let context = context(Some(cache.0.join("compiled")));
     assert_eq!(
         precompile(&component, &context).unwrap(),
         CacheOutcome::Compiled
@@ -491,6 +496,26 @@ fn compiled_components_are_cached() {
     );
     compile::forget_loaded();
     assert_eq!(precompile(&component, &context).unwrap(), CacheOutcome::Hit);
+
+    let runner = crate::runner::create(RunnerKind::Wasmtime, &context).unwrap();
+    assert_eq!(runner.kind(), RunnerKind::Wasmtime);
+    let enforcement = runner.enforcement();
+    assert!(enforcement.filesystem && enforcement.network && enforcement.limits);
+}
+
+#[test]
+fn a_native_program_is_refused_with_a_hint() {
+    let context = context(None);
+    let native = std::env::current_exe().unwrap();
+    let err = precompile(&native, &context).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`{}` is not a WebAssembly component\n\
+             help: the `wasmtime` runner runs build scripts compiled for `wasm32-wasip2`",
+            native.display()
+        )
+    );
 }
 
 #[test]

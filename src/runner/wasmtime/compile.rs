@@ -179,7 +179,7 @@ fn store(component: &Component, path: &Path) -> anyhow::Result<()> {
     Ok(renamed?)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

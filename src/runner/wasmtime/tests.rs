@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use sha2::Digest as _;
+
 use super::*;
 use crate::{Baseline, LimitKind, Request};
 
@@ -106,24 +108,28 @@ impl Drop for TempDir {
     }
 }
 
-/// The guest component, compiled once per test process.
+/// The guest component, compiled by `rustc` next to the test executable and
+/// reused while its source stays the same.
 fn guest() -> &'static Path {
     static GUEST_WASM: OnceLock<PathBuf> = OnceLock::new();
     GUEST_WASM.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!(
-            "build-sandbox-wasmtime-guest-{}",
-            std::process::id()
-        ));
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().unwrap().join("build-sandbox-wasmtime-guest");
         std::fs::create_dir_all(&dir).unwrap();
-        let source = dir.join("guest.rs");
+        let digest = sha2::Sha256::digest(GUEST.as_bytes());
+        let wasm = dir.join(format!("guest-{}.wasm", compile::hex(&digest[..8])));
+        if wasm.is_file() {
+            return wasm;
+        }
+        let source = dir.join(format!("guest-{}.rs", std::process::id()));
         std::fs::write(&source, GUEST).unwrap();
-        let wasm = dir.join("guest.wasm");
+        let built = source.with_extension("wasm");
         let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
         let output = Command::new(rustc)
             .args(["--edition", "2024", "--target", "wasm32-wasip2", "-O"])
             .arg(&source)
             .arg("-o")
-            .arg(&wasm)
+            .arg(&built)
             .output()
             .expect("failed to run rustc");
         assert!(
@@ -132,6 +138,8 @@ fn guest() -> &'static Path {
              `rustup target add wasm32-wasip2`):\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
+        std::fs::rename(&built, &wasm).unwrap();
+        let _ = std::fs::remove_file(&source);
         wasm
     })
 }

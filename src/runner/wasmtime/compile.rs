@@ -68,6 +68,20 @@ pub(super) fn load(
     let engine = engine()?;
     let bytes = fs::read(component)
         .with_context(|| format!("failed to read the component `{}`", component.display()))?;
+    // The preamble: the magic number, then the version and layer of a component.
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => {}
+        Some([0, b'a', b's', b'm', ..]) => anyhow::bail!(
+            "`{}` is a WebAssembly module, not a component\n\
+             help: the `wasmtime` runner runs build scripts compiled for `wasm32-wasip2`",
+            component.display()
+        ),
+        _ => anyhow::bail!(
+            "`{}` is not a WebAssembly component\n\
+             help: the `wasmtime` runner runs build scripts compiled for `wasm32-wasip2`",
+            component.display()
+        ),
+    }
     let digest: [u8; 32] = Sha256::digest(&bytes).into();
     if let Some(found) = lookup(&digest) {
         return Ok((found, CacheOutcome::InMemory));
@@ -165,7 +179,7 @@ fn store(component: &Component, path: &Path) -> anyhow::Result<()> {
     Ok(renamed?)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

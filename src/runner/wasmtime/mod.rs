@@ -4,35 +4,39 @@
 //! Cargo compiles the build script for `wasm32-wasip2` and hands the runner the
 //! `.wasm` component. For each run the runner, in Cargo's process,
 //!
-//! 1. loads the compiled component ([`compile`]): from memory, from the cache
-//!    directory of the [`RunnerContext`], or by compiling it with Cranelift and
-//!    storing the result there. Cargo may call [`precompile`] earlier;
-//! 2. builds the guest's WASI context ([`guest`]) from the invocation: the
+//! 1. loads the compiled component (module `compile`): from memory, from the
+//!    cache directory of the [`RunnerContext`], or by compiling it with
+//!    Cranelift and storing the result there. Cargo may call [`precompile`]
+//!    earlier, so that compiling does not count against `limits.time`;
+//! 2. builds the guest's WASI context (module `guest`) from the invocation: the
 //!    arguments, exactly [`Invocation::sandboxed_env`] plus `TMPDIR`, the
 //!    policy's directories preopened at their own absolute paths (the package
 //!    root also as `.`, read-only unless granted `write`), TCP to the granted
 //!    `host:port`s only, and, without `clock`/`random`, a wall clock fixed at
 //!    `SOURCE_DATE_EPOCH`, a monotonic clock that advances one microsecond per
 //!    read and randomness from ChaCha with fixed seeds;
-//! 3. runs `wasi:cli/run` on a worker thread ([`run`]), while the calling
-//!    thread feeds the stdout and stderr lines the guest writes ([`output`]) to
-//!    the callbacks, in order, and captures them;
+//! 3. runs `wasi:cli/run` on a worker thread (module `run`), while the calling
+//!    thread feeds the stdout and stderr lines the guest writes (module
+//!    `output`) to the callbacks, in order, and captures them;
 //! 4. maps how the guest ended to the result: its exit code; a trap (a panic:
 //!    Rust aborts on WASI) as a process killed by `SIGABRT`, with the trap
 //!    appended to stderr; a limit as [`RunError::LimitExceeded`].
 //!
 //! Limits: `time` by epoch interruption (at the deadline the calling thread
-//! bumps the engine's epoch and the store's epoch callback stops the guest),
-//! `memory` by the store's resource limiter (linear memories and tables;
-//! growing past the limit traps), `output` by the guest's streams (the write
-//! that would exceed the limit traps).
+//! bumps the engine's epoch and the store's epoch callback stops the guest; a
+//! guest blocked in a host call, such as a long sleep, is abandoned on its
+//! thread after a grace period), `memory` by the store's resource limiter
+//! (linear memories and tables; growing past the limit traps), `output` by the
+//! guest's streams (the write that would exceed the limit traps).
 //!
 //! What WASI cannot do is refused by [`WasmtimeRunner`]'s `check`: running
-//! programs (`run`, `presets`), and paths that are not UTF-8. With a `net`
-//! grant that names a host, the guest can look up *any* name
+//! programs (`run`, `presets`) and paths that are not UTF-8; so is a policy
+//! that lets the script write into the cache directory. With a `net` grant
+//! that names a host, the guest can look up *any* name
 //! (`wasi:sockets/ip-name-lookup` is all or nothing), so it can leak data to
 //! the resolver in the names it looks up; it can still only connect to the
-//! granted addresses. See `design/wasmtime-runner.md`.
+//! granted addresses. Rust's `std::env::temp_dir()` panics on WASI whatever
+//! `TMPDIR` says. See `design/wasmtime-runner.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

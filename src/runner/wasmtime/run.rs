@@ -114,14 +114,17 @@ pub(super) fn run(
         }
     };
 
-    let deadline = limits.time.map(|time| Instant::now() + time);
+    // A limit too far in the future to represent is no limit.
+    let deadline = limits
+        .time
+        .and_then(|time| Instant::now().checked_add(time));
     let mut stop_requested = false;
     let (ending, finished) = loop {
         let event = match deadline {
             None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
             Some(deadline) => {
                 let until = if stop_requested {
-                    deadline + STOP_GRACE
+                    deadline.checked_add(STOP_GRACE).unwrap_or(deadline)
                 } else {
                     deadline
                 };

@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use sha2::Digest as _;
+
 use super::*;
 use crate::{Baseline, LimitKind, Request};
 
@@ -67,6 +69,7 @@ fn main() {
         }
         "exit" => std::process::exit(arg(1).parse().unwrap()),
         "panic" => panic!("the guest panicked"),
+        "sleep" => std::thread::sleep(std::time::Duration::from_secs(3600)),
         "spin" => loop {
             std::hint::black_box(());
         },
@@ -105,24 +108,28 @@ impl Drop for TempDir {
     }
 }
 
-/// The guest component, compiled once per test process.
+/// The guest component, compiled by `rustc` next to the test executable and
+/// reused while its source stays the same.
 fn guest() -> &'static Path {
     static GUEST_WASM: OnceLock<PathBuf> = OnceLock::new();
     GUEST_WASM.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!(
-            "build-sandbox-wasmtime-guest-{}",
-            std::process::id()
-        ));
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().unwrap().join("build-sandbox-wasmtime-guest");
         std::fs::create_dir_all(&dir).unwrap();
-        let source = dir.join("guest.rs");
+        let digest = sha2::Sha256::digest(GUEST.as_bytes());
+        let wasm = dir.join(format!("guest-{}.wasm", compile::hex(&digest[..8])));
+        if wasm.is_file() {
+            return wasm;
+        }
+        let source = dir.join(format!("guest-{}.rs", std::process::id()));
         std::fs::write(&source, GUEST).unwrap();
-        let wasm = dir.join("guest.wasm");
+        let built = source.with_extension("wasm");
         let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
         let output = Command::new(rustc)
             .args(["--edition", "2024", "--target", "wasm32-wasip2", "-O"])
             .arg(&source)
             .arg("-o")
-            .arg(&wasm)
+            .arg(&built)
             .output()
             .expect("failed to run rustc");
         assert!(
@@ -131,6 +138,8 @@ fn guest() -> &'static Path {
              `rustup target add wasm32-wasip2`):\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
+        std::fs::rename(&built, &wasm).unwrap();
+        let _ = std::fs::remove_file(&source);
         wasm
     })
 }
@@ -227,6 +236,18 @@ impl Package {
 
 fn request(text: &str) -> Request {
     Request::from_toml(&toml::Value::Table(text.parse().unwrap())).unwrap()
+}
+
+/// What Cargo would pass to `runner::create`, with this cache directory.
+fn context(cache_dir: Option<PathBuf>) -> RunnerContext {
+    RunnerContext {
+        helper: crate::HelperCommand {
+            program: "unused".into(),
+            args: Vec::new(),
+        },
+        allow_weaker: Default::default(),
+        cache_dir,
+    }
 }
 
 fn limit_exceeded(result: Result<Output, RunError>) -> (LimitKind, String, Output) {
@@ -329,6 +350,13 @@ fn connections_go_only_to_granted_endpoints() {
     assert_eq!(package.line(grant(), &["connect", &address]), "ok");
     let refused = package.line(grant(), &["connect", &other_address]);
     assert!(refused.starts_with("err"), "{refused}");
+
+    // A granted host name is looked up by the guest and checked by address.
+    let by_name = request(&format!("net = [\"localhost:{port}\"]"));
+    let localhost = format!("localhost:{port}");
+    assert_eq!(package.line(by_name, &["connect", &localhost]), "ok");
+    let refused = package.line(grant(), &["connect", &localhost]);
+    assert!(refused.starts_with("err"), "{refused}");
 }
 
 #[test]
@@ -338,6 +366,16 @@ fn the_time_limit_stops_an_endless_loop() {
     let (result, _) = package.run(request("limits = { time = \"300ms\" }"), &["spin"]);
     let (limit, value, _) = limit_exceeded(result);
     assert_eq!((limit, value.as_str()), (LimitKind::Time, "300ms"));
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn the_time_limit_gives_up_on_a_guest_blocked_in_the_host() {
+    let package = Package::new("sleep");
+    let start = Instant::now();
+    let (result, _) = package.run(request("limits = { time = \"300ms\" }"), &["sleep"]);
+    let (limit, _, _) = limit_exceeded(result);
+    assert_eq!(limit, LimitKind::Time);
     assert!(start.elapsed() < Duration::from_secs(10));
 }
 
@@ -455,14 +493,7 @@ fn compiled_components_are_cached() {
     // A custom section (id 0) with an empty name makes the component distinct.
     bytes.extend_from_slice(&[0, 1, 0]);
     std::fs::write(&component, bytes).unwrap();
-    let context = RunnerContext {
-        helper: crate::HelperCommand {
-            program: "unused".into(),
-            args: Vec::new(),
-        },
-        allow_weaker: Default::default(),
-        cache_dir: Some(cache.0.join("compiled")),
-    };
+    let context = context(Some(cache.0.join("compiled")));
     assert_eq!(
         precompile(&component, &context).unwrap(),
         CacheOutcome::Compiled
@@ -473,6 +504,26 @@ fn compiled_components_are_cached() {
     );
     compile::forget_loaded();
     assert_eq!(precompile(&component, &context).unwrap(), CacheOutcome::Hit);
+
+    let runner = crate::runner::create(RunnerKind::Wasmtime, &context).unwrap();
+    assert_eq!(runner.kind(), RunnerKind::Wasmtime);
+    let enforcement = runner.enforcement();
+    assert!(enforcement.filesystem && enforcement.network && enforcement.limits);
+}
+
+#[test]
+fn a_native_program_is_refused_with_a_hint() {
+    let context = context(None);
+    let native = std::env::current_exe().unwrap();
+    let err = precompile(&native, &context).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`{}` is not a WebAssembly component\n\
+             help: the `wasmtime` runner runs build scripts compiled for `wasm32-wasip2`",
+            native.display()
+        )
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //!    popular crates with build scripts, built in turn by stock Cargo, Cargo
 //!    built from the fork's sources without the patches (`BENCH_UNPATCHED_CARGO`,
 //!    when set), the fork without `-Zsandboxed-build-scripts`, and the fork
-//!    with the `noop` and `native` runners.
+//!    with the `noop`, `native` and `wasmtime` runners.
 //! 2. **No-op builds** of the same package, everything fresh: Cargo's own
 //!    work (resolution, fingerprints) without `rustc`, where a cost of the patch
 //!    with the flag off would show most.
@@ -15,6 +15,8 @@
 //!    of path packages with trivial build scripts; every iteration changes an
 //!    environment variable the scripts watch, so all of them rerun (and nothing
 //!    else changes), and the difference to `noop` is divided by their number.
+//!    `wasmtime` is measured with a warm compiled-code cache and with its cache
+//!    emptied before every run.
 //!
 //! Each configuration is measured `BENCH_RUNS` times (default 5) and the median
 //! is reported. Runners that are not available on this machine are skipped with
@@ -51,11 +53,15 @@ fn main() {
         ("fork, flag off", &fork, None),
         ("fork, `noop`", &fork, Some("noop")),
         ("fork, `native`", &fork, Some("native")),
+        ("fork, `wasmtime`", &fork, Some("wasmtime")),
     ];
     if let Some(unpatched) = &unpatched {
         configurations.insert(1, ("unpatched `cargo` 0.98.0", unpatched, None));
     }
-    let noop_index = configurations.len() - 2;
+    let noop_index = configurations
+        .iter()
+        .position(|(_, _, runner)| *runner == Some("noop"))
+        .unwrap();
     let mut times = vec![Vec::new(); configurations.len()];
     for _ in 0..runs {
         // Interleaved, so that drift in the machine's speed hits all alike.
@@ -136,8 +142,23 @@ fn main() {
     let scripts = scripts_workspace(&work);
     println!("| runner | all scripts rerun | per script vs `noop` |\n| --- | --- | --- |");
     let mut noop_median = None;
-    for runner in ["noop", "native", "wasmtime"] {
+    // `wasmtime` twice: with the compiled components of the previous run in
+    // its cache (warm), and with the cache emptied before every run (cold:
+    // one compile per script).
+    for (runner, cold_cache) in [
+        ("noop", false),
+        ("native", false),
+        ("wasmtime", false),
+        ("wasmtime", true),
+    ] {
+        let label = match cold_cache {
+            true => format!("`{runner}`, cold cache"),
+            false => format!("`{runner}`"),
+        };
         let build = |nonce: usize| {
+            if cold_cache {
+                let _ = fs::remove_dir_all(scripts.join("target/build-sandbox"));
+            }
             let mut command = cargo(
                 &fork,
                 &scripts,
@@ -158,7 +179,7 @@ fn main() {
                 .lines()
                 .find(|line| line.trim_start().starts_with("the `") || line.contains("error"))
                 .unwrap_or("failed");
-            println!("| `{runner}` | skipped: {} | |", reason.trim());
+            println!("| {label} | skipped: {} | |", reason.trim());
             continue;
         }
         let mut times: Vec<_> = (1..=runs).map(|nonce| time(build(nonce))).collect();
@@ -174,7 +195,7 @@ fn main() {
             ),
         };
         println!(
-            "| `{runner}` | {:.3} s | {per_script} |",
+            "| {label} | {:.3} s | {per_script} |",
             runner_median.as_secs_f64()
         );
     }

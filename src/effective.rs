@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::runner::{display_duration, display_size};
 use crate::{Limits, Request};
 
 /// What every sandboxed build script may use, whatever it declares.
@@ -115,13 +116,13 @@ impl fmt::Display for EffectivePolicy {
             output,
         } = self.granted.limits;
         if let Some(time) = time {
-            write!(f, "; time limit {time:?}")?;
+            write!(f, "; time limit {}", display_duration(time))?;
         }
         if let Some(memory) = memory {
-            write!(f, "; memory limit {memory} bytes")?;
+            write!(f, "; memory limit {}", display_size(memory))?;
         }
         if let Some(output) = output {
-            write!(f, "; output limit {output} bytes")?;
+            write!(f, "; output limit {}", display_size(output))?;
         }
         Ok(())
     }

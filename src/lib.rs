@@ -33,6 +33,7 @@ mod config_edit;
 mod directives;
 mod effective;
 mod grants;
+mod hints;
 mod policy;
 mod report;
 pub mod runner;
@@ -43,6 +44,7 @@ pub use config_edit::{ConfigEditError, add_grant};
 pub use directives::{forbidden_link_args, forbidden_rustc_env, neutralize_control};
 pub use effective::{Baseline, EffectivePolicy};
 pub use grants::{Grant, PackageMatcher, RunnerSelection, grants_for};
+pub use hints::suggest_grant;
 pub use policy::{EnvPattern, Limits, NetTarget, PolicyError, Preset, Program, Request};
 pub use report::{ReportEntry, render_report_human, render_report_json};
 pub use runner::{

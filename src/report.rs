@@ -68,8 +68,15 @@ impl ReportEntry {
 ///   granted    run [cc]
 ///   missing    run [pkg-config]; clock
 /// ```
-pub fn render_report_human(entries: &[ReportEntry]) -> String {
-    let mut out = String::new();
+pub fn render_report_human(trust: Trust, entries: &[ReportEntry]) -> String {
+    let mut out = match trust {
+        Trust::Declared => {
+            String::from("trust: declared (build scripts get what their packages declare)\n")
+        }
+        Trust::Approved => String::from(
+            "trust: approved (declared requests need a grant in `[build-sandbox.allow]`)\n",
+        ),
+    };
     for entry in entries {
         // Writing to a `String` cannot fail.
         let _ = writeln!(
@@ -88,16 +95,21 @@ pub fn render_report_human(entries: &[ReportEntry]) -> String {
     out
 }
 
-/// `{"packages": [...]}`, each package an object with the fields of
+/// `{"trust": "declared", "packages": [...]}`, each package an object with the fields of
 /// [`ReportEntry`]; requests as in their `Serialize` implementation. The
 /// format is documented in `design/unstable.md`.
-pub fn render_report_json(entries: &[ReportEntry]) -> String {
+pub fn render_report_json(trust: Trust, entries: &[ReportEntry]) -> String {
     #[derive(serde::Serialize)]
     struct Report<'a> {
+        trust: String,
         packages: &'a [ReportEntry],
     }
+    let report = Report {
+        trust: trust.to_string(),
+        packages: entries,
+    };
     // Strings, booleans and sequences of them always serialize.
-    serde_json::to_string(&Report { packages: entries }).expect("a report serializes to JSON")
+    serde_json::to_string(&report).expect("a report serializes to JSON")
 }
 
 /// `read [..]; run [..]; clock; time limit 60s`, or `-` if `request` is empty.
@@ -189,8 +201,9 @@ mod tests {
     #[test]
     fn human_report_in_approved_mode() {
         assert_eq!(
-            render_report_human(&entries(Trust::Approved)),
-            "openssl-sys v0.9.109 (runner `native`)\n\
+            render_report_human(Trust::Approved, &entries(Trust::Approved)),
+            "trust: approved (declared requests need a grant in `[build-sandbox.allow]`)\n\
+             openssl-sys v0.9.109 (runner `native`)\n\
              \x20 requested  runner native; run [cc, pkg-config]; clock; time limit 60s\n\
              \x20 granted    run [cc]; time limit 60s\n\
              \x20 missing    run [pkg-config]; clock\n\
@@ -209,13 +222,20 @@ mod tests {
             summary(&entries[0].granted),
             "run [cc, pkg-config]; clock; time limit 60s"
         );
-        assert_eq!(render_report_human(&[]), "");
+        assert_eq!(
+            render_report_human(Trust::Declared, &[]),
+            "trust: declared (build scripts get what their packages declare)\n"
+        );
     }
 
     #[test]
     fn json_report_has_stable_field_names() {
-        let json: serde_json::Value =
-            serde_json::from_str(&render_report_json(&entries(Trust::Approved))).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&render_report_json(
+            Trust::Approved,
+            &entries(Trust::Approved),
+        ))
+        .unwrap();
+        assert_eq!(json["trust"], "approved");
         let packages = json["packages"].as_array().unwrap();
         assert_eq!(packages.len(), 2);
         let openssl = &packages[0];
@@ -231,6 +251,9 @@ mod tests {
             serde_json::Value::Null
         );
         assert_eq!(packages[1]["runner"], "noop");
-        assert_eq!(render_report_json(&[]), "{\"packages\":[]}");
+        assert_eq!(
+            render_report_json(Trust::Declared, &[]),
+            "{\"trust\":\"declared\",\"packages\":[]}"
+        );
     }
 }

@@ -100,7 +100,7 @@ fn failing_script_keeps_cargos_error_and_names_the_runner() {
 [COMPILING] foo v0.0.1 ([ROOT]/foo)
 [WARNING] foo@0.0.1: about to fail
 [ERROR] failed to run custom build command for `foo v0.0.1 ([ROOT]/foo)`
-[NOTE] the build script ran in the `noop` sandbox
+[NOTE] the build script ran in the `noop` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp])
 
 Caused by:
   process didn't exit successfully: `[ROOT]/foo/target/debug/build/foo-[HASH]/build-script-build` ([EXIT_STATUS]: 3)

@@ -14,4 +14,6 @@ mod config;
 mod fingerprint;
 mod flag_off;
 mod manifest;
+mod policy;
 mod real_crates;
+mod wasmtime;

@@ -22,7 +22,7 @@ fn unknown_key_is_an_error() {
     p.cargo_sandboxed(Some("noop"), "build")
         .with_status(101)
         .with_stderr_data(str![[r#"
-[ERROR] unknown field `reed`, expected one of `runner`, `read`, `write`, `env`, `run`, `net`, `presets`, `clock`, `random`, `limits`
+[ERROR] unknown field `reed`, expected one of `runner`, `read`, `write`, `env`, `run`, `net`, `presets`, `clock`, `random`, `linker-plugins`, `limits`
  --> Cargo.toml:9:9
   |
 9 |         reed = ["data"]

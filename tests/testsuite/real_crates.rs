@@ -164,3 +164,70 @@ mod native {
         super::c_and_system_libraries("native");
     }
 }
+
+/// [`script_results`] keyed by package name instead of build directory.
+fn results_by_package(p: &Project) -> BTreeMap<String, Vec<u8>> {
+    script_results(p)
+        .into_iter()
+        .map(|(key, bytes)| {
+            let (dir, rest) = key.split_once('/').unwrap();
+            let package = dir.rsplit_once('-').map_or(dir, |(package, _hash)| package);
+            (format!("{package}/{rest}"), bytes)
+        })
+        .collect()
+}
+
+/// Code-generating and cfg-only build scripts build under `wasmtime`. The
+/// pure ones (`typenum`'s code generation, `crossbeam-utils`'s target cfgs)
+/// produce exactly what they produce natively; those that probe `rustc`
+/// (`serde`, `thiserror`) cannot spawn it under WASI and fall back to their
+/// defaults, which these versions build with (`design/wasmtime-runner.md`).
+fn codegen_crates(runner: &str) {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            r#"
+            [package]
+            name = "consumer"
+            version = "0.1.0"
+            edition = "2021"
+
+            [dependencies]
+            crossbeam-utils = "=0.8.21"
+            serde = { version = "=1.0.228", features = ["derive"] }
+            thiserror = "=2.0.18"
+            typenum = "=1.20.1"
+            "#,
+        )
+        .file("src/lib.rs", "")
+        .build();
+    let home = shared_cargo_home();
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .env("CARGO_HOME", &home)
+        .run();
+    let noop = results_by_package(&p);
+    p.cargo("clean").env("CARGO_HOME", &home).run();
+    p.cargo_sandboxed(Some(runner), "build")
+        .env("CARGO_HOME", &home)
+        .run();
+    let sandboxed = results_by_package(&p);
+    let pure = |results: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Vec<u8>> {
+        results
+            .iter()
+            .filter(|(key, _)| key.starts_with("typenum/") || key.starts_with("crossbeam-utils/"))
+            .map(|(key, bytes)| (key.clone(), bytes.clone()))
+            .collect()
+    };
+    assert!(!pure(&noop).is_empty());
+    assert_same_results(&pure(&noop), &pure(&sandboxed));
+}
+
+mod wasmtime {
+    use cargo_test_support::prelude::*;
+
+    #[cargo_test]
+    fn codegen_crates() {
+        super::codegen_crates("wasmtime");
+    }
+}

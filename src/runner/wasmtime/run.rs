@@ -19,7 +19,8 @@ use super::compile;
 use super::guest::{self, Guest};
 use super::output::{Event, GuestOutput, Pipe};
 use crate::runner::{
-    Invocation, LimitKind, LineCallback, RunError, display_duration, display_size, reset_temp_dir,
+    DEFAULT_OUTPUT_LIMIT, Invocation, LimitKind, LineCallback, RunError, display_duration,
+    display_size, reset_temp_dir,
 };
 
 /// How the guest ended, as the worker thread saw it.
@@ -62,11 +63,13 @@ pub(super) fn run(
     let engine = compile::engine().map_err(RunError::Sandbox)?;
     let (component, _) = compile::load(invocation.program, cache_dir).map_err(RunError::Sandbox)?;
     let limits = invocation.policy.granted.limits;
+    // Unlimited output would grow Cargo's memory without bound.
+    let output_limit = limits.output.unwrap_or(DEFAULT_OUTPUT_LIMIT);
     reset_temp_dir(&invocation.policy.baseline.temp_dir).map_err(RunError::Sandbox)?;
 
     let (sender, receiver) = mpsc::sync_channel(CHANNEL_CAPACITY);
     let stopped = Arc::new(AtomicBool::new(false));
-    let output = GuestOutput::new(sender, limits.output, Arc::clone(&stopped));
+    let output = GuestOutput::new(sender, Some(output_limit), Arc::clone(&stopped));
     let wasi = guest::wasi_ctx(invocation, &output).map_err(RunError::Sandbox)?;
     let mut store = Store::new(engine, Guest::new(wasi, limits.memory));
     store.limiter(|guest| &mut guest.memory);
@@ -171,9 +174,7 @@ pub(super) fn run(
         ),
         Ending::OutputExceeded => (
             ExitStatus::from_raw(KILLED),
-            limits
-                .output
-                .map(|size| (LimitKind::Output, display_size(size))),
+            Some((LimitKind::Output, display_size(output_limit))),
         ),
         Ending::MemoryExceeded => (
             ExitStatus::from_raw(KILLED),

@@ -1,0 +1,153 @@
+//! Hints for a failed sandboxed build script: which grant would have helped.
+//!
+//! When a sandboxed script fails, Cargo's error names the runner and the
+//! effective policy; [`suggest_grant`] adds the grant for the capability the
+//! script was denied, when that can be told from what the script printed.
+//! Runners deny access with the operating system's own errors, and a script
+//! that fails on one usually prints it with the path it tried, as
+//! `Permission denied (os error 13)` or `Operation not permitted (os error 1)`
+//! from Rust's `io::Error`, or the `errno` text from a C tool. A line with such
+//! an error and an absolute path outside the policy suggests `read` (or
+//! `write`, when the path is already readable) for that path.
+//!
+//! This is a hint, not a verdict: the path may be one the script merely
+//! mentions, so the suggestion is printed as a `help:` for the user to judge,
+//! never applied.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::{EffectivePolicy, Request};
+
+/// Error texts of a denied file access: Linux's `EACCES`, `EPERM` and WASI's
+/// `ENOTCAPABLE`, as Rust and C print them.
+const DENIED: [&str; 5] = [
+    "Permission denied",
+    "Operation not permitted",
+    "os error 13",
+    "os error 76",
+    "Capabilities insufficient",
+];
+
+/// The grant that would likely have let the script past the access it was
+/// denied, judging by its output, or `None` when no such access shows.
+pub fn suggest_grant(policy: &EffectivePolicy, output: &Output) -> Option<Request> {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines = stderr.lines().chain(stdout.lines());
+    for line in lines.filter(|line| DENIED.iter().any(|denied| line.contains(denied))) {
+        for path in absolute_paths(line) {
+            let mut grant = Request::default();
+            if !is_readable(policy, &path) {
+                grant.read.insert(path);
+            } else if !is_writable(policy, &path) {
+                grant.write.insert(path);
+            } else {
+                continue;
+            }
+            return Some(grant);
+        }
+    }
+    None
+}
+
+/// Absolute paths in `line`: tokens starting with `/`, without surrounding
+/// quotes and punctuation.
+fn absolute_paths(line: &str) -> impl Iterator<Item = PathBuf> + '_ {
+    line.split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '(' | ')' | ','))
+        .map(|token| token.trim_end_matches([':', ';', '.']))
+        .filter(|token| token.starts_with('/') && token.len() > 1)
+        .map(PathBuf::from)
+}
+
+fn is_writable(policy: &EffectivePolicy, path: &Path) -> bool {
+    let baseline = &policy.baseline;
+    [&baseline.out_dir, &baseline.temp_dir]
+        .into_iter()
+        .chain(&policy.granted.write)
+        .any(|dir| path.starts_with(dir))
+}
+
+fn is_readable(policy: &EffectivePolicy, path: &Path) -> bool {
+    let baseline = &policy.baseline;
+    is_writable(policy, path)
+        || path.starts_with(&baseline.package_root)
+        || baseline
+            .dependency_out_dirs
+            .iter()
+            .chain(&policy.granted.read)
+            .any(|dir| path.starts_with(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::*;
+    use crate::Baseline;
+
+    fn policy() -> EffectivePolicy {
+        let baseline = Baseline {
+            package_root: "/src/foo".into(),
+            out_dir: "/target/build/foo/out".into(),
+            temp_dir: "/target/build/foo/tmp".into(),
+            dependency_out_dirs: BTreeSet::new(),
+        };
+        let mut declared = Request::default();
+        declared.read.insert("/data".into());
+        EffectivePolicy::new(baseline, &declared, [])
+    }
+
+    fn failed(stderr: &str) -> Output {
+        Output {
+            status: ExitStatus::from_raw(101 << 8),
+            stdout: Vec::new(),
+            stderr: stderr.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_denied_read_suggests_reading_that_path() {
+        let output = failed(
+            "thread 'main' panicked at build.rs:3:5:\n\
+             failed to read `/opt/sdk/include/sdk.h`: Permission denied (os error 13)\n",
+        );
+        let grant = suggest_grant(&policy(), &output).unwrap();
+        assert_eq!(
+            grant.read,
+            BTreeSet::from([PathBuf::from("/opt/sdk/include/sdk.h")])
+        );
+        assert!(grant.write.is_empty());
+    }
+
+    #[test]
+    fn a_denied_write_to_a_readable_path_suggests_writing_it() {
+        let output = failed("error: could not create /src/foo/generated.rs: Permission denied\n");
+        let grant = suggest_grant(&policy(), &output).unwrap();
+        assert_eq!(
+            grant.write,
+            BTreeSet::from([PathBuf::from("/src/foo/generated.rs")])
+        );
+    }
+
+    #[test]
+    fn no_hint_without_a_denial_or_a_path_outside_the_policy() {
+        assert_eq!(
+            suggest_grant(&policy(), &failed("error: /opt/x: No such file\n")),
+            None
+        );
+        assert_eq!(
+            suggest_grant(&policy(), &failed("Permission denied (os error 13)\n")),
+            None
+        );
+        assert_eq!(
+            suggest_grant(
+                &policy(),
+                &failed("/target/build/foo/out/x: Permission denied\n")
+            ),
+            None
+        );
+    }
+}

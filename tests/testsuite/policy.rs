@@ -1,0 +1,504 @@
+//! Cargo-side policy, the same for every runner: trust modes, the
+//! `cargo build-sandbox` command, directive policing, output caps and
+//! terminal control sequences, and the hints added to a failed script's error.
+
+use std::fs;
+use std::process::Command;
+
+use cargo_test_support::compare::assert_e2e;
+use cargo_test_support::prelude::*;
+use cargo_test_support::registry::Package;
+use cargo_test_support::{Project, paths, project, str};
+
+use crate::utils::{ProjectExt, codegen_project};
+
+/// A registry package `name` whose build script needs nothing, with
+/// `table` as its `[package.build-sandbox]`.
+fn publish_requesting(name: &str, version: &str, table: &str) {
+    Package::new(name, version)
+        .file(
+            "Cargo.toml",
+            &format!(
+                r#"
+                [package]
+                name = "{name}"
+                version = "{version}"
+                edition = "2021"
+                [package.build-sandbox]
+                {table}
+                "#
+            ),
+        )
+        .file("build.rs", "fn main() {}")
+        .file("src/lib.rs", "")
+        .publish();
+}
+
+/// A project depending on `deps` (`name = "req"` lines).
+fn depending_on(deps: &str) -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            &format!(
+                r#"
+                [package]
+                name = "foo"
+                version = "0.1.0"
+                edition = "2021"
+                [dependencies]
+                {deps}
+                "#
+            ),
+        )
+        .file("src/lib.rs", "")
+        .build()
+}
+
+#[cargo_test]
+fn approved_trust_lists_every_unapproved_request_before_any_script_runs() {
+    publish_requesting("sys-a", "1.0.0", "presets = [\"cc\"]\nenv = [\"CC\"]");
+    publish_requesting("sys-b", "2.1.0", "clock = true");
+    publish_requesting("plain", "1.0.0", "");
+    let p = depending_on("sys-a = \"1\"\nsys-b = \"2\"\nplain = \"1\"");
+    p.change_file(
+        ".cargo/config.toml",
+        "[build-sandbox]\ntrust = \"approved\"\n",
+    );
+
+    p.cargo_sandboxed(Some("native"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[UPDATING] `dummy-registry` index
+[LOCKING] 3 packages to latest compatible versions
+[DOWNLOADING] crates ...
+[DOWNLOADED] plain v1.0.0 (registry `dummy-registry`)
+[DOWNLOADED] sys-a v1.0.0 (registry `dummy-registry`)
+[DOWNLOADED] sys-b v2.1.0 (registry `dummy-registry`)
+[ERROR] build scripts request capabilities that are not approved
+[NOTE] `sys-a v1.0.0` requests `env = ["CC"]`, `presets = ["cc"]`
+[NOTE] `sys-b v2.1.0` requests `clock = true`
+[NOTE] with `build-sandbox.trust = "approved"` every request beyond the baseline needs a grant
+[HELP] to approve them, add to `.cargo/config.toml`:
+
+[build-sandbox.allow."sys-a@1.0.0"]
+env = ["CC"]
+presets = ["cc"]
+
+[build-sandbox.allow."sys-b@2.1.0"]
+clock = true
+
+"#]])
+        .run();
+    // No build script was built, let alone run.
+    let built = fs::read_dir(p.root().join("target/debug/build")).map_or(0, |dir| dir.count());
+    assert_eq!(built, 0);
+
+    // The snippet, pasted, approves them.
+    p.change_file(
+        ".cargo/config.toml",
+        r#"
+        [build-sandbox]
+        trust = "approved"
+        [build-sandbox.allow."sys-a@1.0.0"]
+        env = ["CC"]
+        presets = ["cc"]
+        [build-sandbox.allow."sys-b@2"]
+        clock = true
+        "#,
+    );
+    p.cargo_sandboxed(Some("native"), "build").run();
+
+    // A grant keyed by a version requirement stops applying outside it.
+    publish_requesting("sys-b", "3.0.0", "clock = true");
+    p.change_file(
+        "Cargo.toml",
+        &p.read_file("Cargo.toml")
+            .replace("sys-b = \"2\"", "sys-b = \"3\""),
+    );
+    p.cargo_sandboxed(Some("native"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+...
+[ERROR] build scripts request capabilities that are not approved
+[NOTE] `sys-b v3.0.0` requests `clock = true`
+...
+"#]])
+        .run();
+}
+
+#[cargo_test]
+fn declared_trust_grants_what_packages_request() {
+    publish_requesting("sys-b", "2.1.0", "clock = true");
+    let p = depending_on("sys-b = \"2\"");
+
+    p.cargo_sandboxed(Some("native"), "build").run();
+}
+
+#[cargo_test]
+fn invalid_trust_mode() {
+    let p = codegen_project("").build();
+    p.change_file(
+        ".cargo/config.toml",
+        "[build-sandbox]\ntrust = \"everyone\"\n",
+    );
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[ERROR] invalid `build-sandbox.trust` in [ROOT]/foo/.cargo/config.toml: unknown trust mode `everyone`, expected `declared` or `approved`
+
+"#]])
+        .run();
+}
+
+#[cargo_test]
+fn report_lists_runner_requested_granted_missing() {
+    publish_requesting("sys-a", "1.0.0", "presets = [\"cc\"]\nenv = [\"CC\"]");
+    publish_requesting("plain", "1.0.0", "");
+    let p = depending_on("sys-a = \"1\"\nplain = \"1\"");
+    p.change_file(
+        ".cargo/config.toml",
+        r#"
+        [build-sandbox]
+        trust = "approved"
+        [build-sandbox.allow.sys-a]
+        presets = ["cc"]
+        "#,
+    );
+
+    p.cargo_sandboxed(None, "build-sandbox report")
+        .with_stdout_data(str![[r#"
+trust: approved (declared requests need a grant in `[build-sandbox.allow]`)
+plain v1.0.0 (runner `native`)
+  requested  -
+  granted    -
+  missing    -
+sys-a v1.0.0 (runner `native`)
+  requested  env [CC]; presets [cc]
+  granted    presets [cc]
+  missing    env [CC]
+
+"#]])
+        .run();
+    let output = p
+        .cargo_sandboxed(None, "build-sandbox report --format json")
+        .run();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["trust"], "approved");
+    let packages = report["packages"].as_array().unwrap();
+    let names: Vec<_> = packages
+        .iter()
+        .map(|p| p["package"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["plain", "sys-a"]);
+    let sys_a = &packages[1];
+    assert_eq!(sys_a["runner"], "native");
+    assert_eq!(sys_a["requested"]["env"], serde_json::json!(["CC"]));
+    assert_eq!(sys_a["granted"]["presets"], serde_json::json!(["cc"]));
+    assert_eq!(sys_a["missing"]["env"], serde_json::json!(["CC"]));
+    assert_eq!(sys_a["missing"]["presets"], serde_json::json!([]));
+}
+
+#[cargo_test]
+fn report_needs_the_flag() {
+    let p = codegen_project("").build();
+
+    p.cargo("build-sandbox report")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[ERROR] the `cargo build-sandbox` command is unstable, pass `-Zsandboxed-build-scripts` to enable it
+
+"#]])
+        .run();
+}
+
+#[cargo_test]
+fn allow_edits_config_keeping_comments() {
+    let p = codegen_project("").build();
+    p.change_file(
+        ".cargo/config.toml",
+        r#"# Our build settings.
+[build]
+jobs = 2 # keep the laptop cool
+
+[build-sandbox.allow.ring]
+# ring compiles C.
+presets = ["cc"]
+"#,
+    );
+
+    p.cargo_sandboxed(None, "build-sandbox allow ring --run nasm --env CC")
+        .with_stderr_data(str![[r#"
+     Granted `env = ["CC"]`, `run = ["nasm"]` to `ring` in `[ROOT]/foo/.cargo/config.toml`
+
+"#]])
+        .run();
+    p.cargo_sandboxed(
+        None,
+        "build-sandbox allow openssl-sys@0.9 --preset pkg-config --read data --clock",
+    )
+    .run();
+    assert_e2e().eq(
+        p.read_file(".cargo/config.toml"),
+        str![[r#"
+# Our build settings.
+[build]
+jobs = 2 # keep the laptop cool
+
+[build-sandbox.allow.ring]
+# ring compiles C.
+presets = ["cc"]
+env = ["CC"]
+run = ["nasm"]
+
+[build-sandbox.allow."openssl-sys@0.9"]
+read = ["data"]
+presets = ["pkg-config"]
+clock = true
+
+"#]],
+    );
+    p.cargo_sandboxed(None, "build-sandbox allow ring --net not-a-target")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[ERROR] invalid grant for `ring`: `net.0`: invalid network address `not-a-target`: expected `host:port`
+
+"#]])
+        .run();
+}
+
+/// A shared library that, loaded into a process, writes `canary`.
+fn canary_library(dir: &std::path::Path, canary: &std::path::Path) -> std::path::PathBuf {
+    let source = dir.join("canary.c");
+    fs::write(
+        &source,
+        format!(
+            r#"
+            #include <stdio.h>
+            __attribute__((constructor)) static void run(void) {{
+                FILE *f = fopen("{}", "w");
+                if (f) {{ fputs("CANARY-preload", f); fclose(f); }}
+            }}
+            "#,
+            canary.display()
+        ),
+    )
+    .unwrap();
+    let library = dir.join("libcanary.so");
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .status()
+        .expect("failed to run `cc`");
+    assert!(status.success());
+    library
+}
+
+#[cargo_test]
+fn rustc_env_of_loader_variables_is_refused() {
+    let canary = paths::root().join("preloaded");
+    let library = canary_library(&paths::root(), &canary);
+    let p = project()
+        .file("src/lib.rs", "")
+        .file(
+            "build.rs",
+            &format!(
+                r#"fn main() {{ println!("cargo::rustc-env=LD_PRELOAD={}"); }}"#,
+                library.display()
+            ),
+        )
+        .build();
+
+    // Without the fork's check, rustc loads the library.
+    p.cargo("build").run();
+    assert_eq!(fs::read_to_string(&canary).unwrap(), "CANARY-preload");
+    fs::remove_file(&canary).unwrap();
+    p.cargo("clean").run();
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.0.1 ([ROOT]/foo)
+[ERROR] the build script of `foo` may not set `LD_PRELOAD` with `cargo::rustc-env`
+[NOTE] `LD_PRELOAD` [..]
+[NOTE] the build script ran in the `noop` sandbox
+
+"#]])
+        .run();
+    assert!(!canary.exists());
+}
+
+#[cargo_test]
+fn linker_args_that_load_code_need_a_grant() {
+    let p = project()
+        .file("src/main.rs", "fn main() {}")
+        .file(
+            "build.rs",
+            r#"fn main() { println!("cargo::rustc-link-arg=-Wl,-plugin,/tmp/evil.so"); }"#,
+        )
+        .build();
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.0.1 ([ROOT]/foo)
+[ERROR] the build script of `foo` may not pass `-Wl,-plugin,/tmp/evil.so` to the linker
+[NOTE] it [..]
+[NOTE] the build script ran in the `noop` sandbox
+[HELP] if `foo` needs it, grant `linker-plugins = true` in `[build-sandbox.allow.foo]` of `.cargo/config.toml`
+
+"#]])
+        .run();
+
+    // Control: an ordinary linker argument passes; granted, so does the
+    // plugin (the default `lld` accepts and ignores `-plugin`).
+    p.change_file(
+        "build.rs",
+        r#"fn main() { println!("cargo::rustc-link-arg=-Wl,-z,relro"); }"#,
+    );
+    p.cargo_sandboxed(Some("noop"), "build").run();
+    p.change_file(
+        "build.rs",
+        r#"fn main() { println!("cargo::rustc-link-arg=-Wl,-plugin,/tmp/evil.so"); }"#,
+    );
+    p.change_file(
+        ".cargo/config.toml",
+        "[build-sandbox.allow.foo]\nlinker-plugins = true\n",
+    );
+    p.cargo_sandboxed(Some("noop"), "build").run();
+}
+
+#[cargo_test]
+fn output_is_capped_by_default_and_by_config() {
+    let p = project()
+        .file("src/lib.rs", "")
+        .file(
+            "build.rs",
+            r#"
+            fn main() {
+                let line = "x".repeat(1023);
+                for _ in 0..2048 { println!("{line}"); }
+            }
+            "#,
+        )
+        .build();
+
+    // Two MiB is well within the default cap.
+    p.cargo_sandboxed(Some("noop"), "build").run();
+    p.change_file(
+        ".cargo/config.toml",
+        "[build-sandbox.limits]\noutput = \"1MiB\"\n",
+    );
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.0.1 ([ROOT]/foo)
+[ERROR] failed to run custom build command for `foo v0.0.1 ([ROOT]/foo)`
+[NOTE] the build script ran in the `noop` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp]; output limit 1048576 bytes)
+
+Caused by:
+  the build script exceeded its output limit of [FILE_SIZE]B
+  [HELP] to raise it, set `limits.output` in `[build-sandbox.allow.foo]` of `.cargo/config.toml`
+...
+"#]])
+        .run();
+    // A grant raises it for one package.
+    p.change_file(
+        ".cargo/config.toml",
+        "[build-sandbox.limits]\noutput = \"1MiB\"\n[build-sandbox.allow.foo.limits]\noutput = \"4MiB\"\n",
+    );
+    p.cargo_sandboxed(Some("noop"), "build").run();
+}
+
+#[cargo_test]
+fn terminal_control_sequences_are_neutralised() {
+    let p = project()
+        .file("src/lib.rs", "")
+        .file(
+            "build.rs",
+            r#"
+            fn main() {
+                println!("cargo::warning=\x1b]0;owned\x07title \x1b[2Jcleared");
+                eprintln!("\x1b[31mred\x1b[0m");
+            }
+            "#,
+        )
+        .build();
+
+    // Without a sandbox, the escape sequences reach a terminal (Cargo strips
+    // them only when it does not colour its output).
+    let raw = ["\x1b]0;owned\x07", "\x1b[2J", "\x1b[31mred"];
+    let output = p.cargo("build -vv --color always").run();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(raw.iter().all(|sequence| stderr.contains(sequence)));
+    p.cargo("clean").run();
+
+    let output = p
+        .cargo_sandboxed(Some("noop"), "build -vv --color always")
+        .run();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(raw.iter().all(|sequence| !stderr.contains(sequence)));
+    assert!(stderr.contains(r"\u{1b}]0;owned\u{7}title \u{1b}[2Jcleared"));
+    assert!(stderr.contains(r"[foo 0.0.1] \u{1b}[31mred\u{1b}[0m"));
+}
+
+#[cargo_test]
+fn a_denied_read_is_hinted_with_its_grant() {
+    let data = paths::root().join("shared/data.txt");
+    fs::create_dir_all(data.parent().unwrap()).unwrap();
+    fs::write(&data, "data").unwrap();
+    let p = project()
+        .file(
+            "Cargo.toml",
+            r#"
+            [package]
+            name = "foo"
+            version = "0.1.0"
+            edition = "2021"
+            "#,
+        )
+        .file("src/lib.rs", "")
+        .file(
+            "build.rs",
+            &format!(
+                r#"
+                fn main() {{
+                    let path = {data:?};
+                    if let Err(e) = std::fs::read_to_string(path) {{
+                        panic!("failed to read `{{path}}`: {{e}}");
+                    }}
+                }}
+                "#
+            ),
+        )
+        .build();
+
+    p.cargo_sandboxed(Some("native"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.1.0 ([ROOT]/foo)
+[ERROR] failed to run custom build command for `foo v0.1.0 ([ROOT]/foo)`
+[NOTE] the build script ran in the `native` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp])
+[HELP] the sandbox may have denied `read = ["[ROOT]/shared/data.txt"]`; if the build script needs it, grant it in `.cargo/config.toml`:
+
+[build-sandbox.allow.foo]
+read = ["[ROOT]/shared/data.txt"]
+
+Caused by:
+  process didn't exit successfully: `[ROOT]/foo/target/debug/build/foo-[HASH]/build-script-build` ([EXIT_STATUS]: 101)
+  --- stderr
+
+  thread 'main' (2) panicked at build.rs:5:25:
+  failed to read `[ROOT]/shared/data.txt`: Permission denied (os error 13)
+  [NOTE] run with `RUST_BACKTRACE=1` environment variable to display a backtrace
+
+"#]])
+        .run();
+    // The suggested grant, applied, lets the script read it.
+    p.change_file(
+        ".cargo/config.toml",
+        &format!("[build-sandbox.allow.foo]\nread = [{data:?}]\n"),
+    );
+    p.cargo_sandboxed(Some("native"), "build").run();
+}

@@ -677,7 +677,7 @@ fn floods_memory_and_output(runner: &str) {
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
-[NOTE] the build script ran in the `native` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; memory limit 67108864 bytes; output limit 65536 bytes)
+[NOTE] the build script ran in the `native` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; memory limit 64MiB; output limit 64KiB)
 
 Caused by:
   the build script exceeded its memory limit of [FILE_SIZE]B
@@ -693,7 +693,7 @@ Caused by:
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
-[NOTE] the build script ran in the `native` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; memory limit 67108864 bytes; output limit 65536 bytes)
+[NOTE] the build script ran in the `native` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; memory limit 64MiB; output limit 64KiB)
 
 Caused by:
   the build script exceeded its output limit of [FILE_SIZE]B

@@ -395,7 +395,7 @@ fn output_is_capped_by_default_and_by_config() {
         .with_stderr_data(str![[r#"
 [COMPILING] foo v0.0.1 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `foo v0.0.1 ([ROOT]/foo)`
-[NOTE] the build script ran in the `noop` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp]; output limit 1048576 bytes)
+[NOTE] the build script ran in the `noop` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp]; output limit 1MiB)
 
 Caused by:
   the build script exceeded its output limit of [FILE_SIZE]B

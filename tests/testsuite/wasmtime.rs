@@ -661,7 +661,7 @@ fn loops_and_memory_bombs_are_stopped() {
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
-[NOTE] the build script ran in the `wasmtime` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; time limit 2s; memory limit 67108864 bytes)
+[NOTE] the build script ran in the `wasmtime` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; time limit 2s; memory limit 64MiB)
 
 Caused by:
   the build script exceeded its time limit of 2s
@@ -674,7 +674,7 @@ Caused by:
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
-[NOTE] the build script ran in the `wasmtime` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; time limit 2s; memory limit 67108864 bytes)
+[NOTE] the build script ran in the `wasmtime` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; time limit 2s; memory limit 64MiB)
 
 Caused by:
   the build script exceeded its memory limit of [FILE_SIZE]B

@@ -7,7 +7,9 @@
 //!    popular crates with build scripts, built in turn by stock Cargo, Cargo
 //!    built from the fork's sources without the patches (`BENCH_UNPATCHED_CARGO`,
 //!    when set), the fork without `-Zsandboxed-build-scripts`, and the fork
-//!    with the `noop`, `native` and `wasmtime` runners.
+//!    with the `noop` and `native` runners; and a package depending on
+//!    code-generating crates (`typenum`, `serde`, ...) under `noop`, `native`
+//!    and `wasmtime` with a cold and a warm compiled-code cache.
 //! 2. **No-op builds** of the same package, everything fresh: Cargo's own
 //!    work (resolution, fingerprints) without `rustc`, where a cost of the patch
 //!    with the flag off would show most.
@@ -53,7 +55,6 @@ fn main() {
         ("fork, flag off", &fork, None),
         ("fork, `noop`", &fork, Some("noop")),
         ("fork, `native`", &fork, Some("native")),
-        ("fork, `wasmtime`", &fork, Some("wasmtime")),
     ];
     if let Some(unpatched) = &unpatched {
         configurations.insert(1, ("unpatched `cargo` 0.98.0", unpatched, None));
@@ -132,6 +133,49 @@ fn main() {
             "| {name} | {:.1} ms | {:+.1} % |",
             median.as_secs_f64() * 1000.0,
             (median.as_secs_f64() / medians[reference].as_secs_f64() - 1.0) * 100.0
+        );
+    }
+    println!();
+
+    // `libc`, `proc-macro2` and `anyhow` probe `rustc`, which a WASI script
+    // cannot run: the `wasmtime` runner builds code-generating crates instead.
+    println!("## Cold build of code-generating crates under `wasmtime` (median of {runs})\n");
+    let codegen = codegen_workspace(&work);
+    cargo(&stock, &codegen, &["fetch"]).status().unwrap();
+    let codegen_configurations = [
+        ("`noop`", "noop", false),
+        ("`native`", "native", false),
+        ("`wasmtime`, cold cache", "wasmtime", false),
+        ("`wasmtime`, warm cache", "wasmtime", true),
+    ];
+    let mut times = vec![Vec::new(); codegen_configurations.len()];
+    for _ in 0..runs {
+        for ((_, runner, warm_cache), times) in codegen_configurations.iter().zip(&mut times) {
+            // Everything but (for a warm cache) the compiled components goes.
+            for entry in fs::read_dir(codegen.join("target")).into_iter().flatten().flatten() {
+                if !(*warm_cache && entry.file_name() == "build-sandbox") {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+            let command = cargo(
+                &fork,
+                &codegen,
+                &[
+                    "build",
+                    "--offline",
+                    &format!("-Zsandboxed-build-scripts={runner}"),
+                ],
+            );
+            times.push(time(command));
+        }
+    }
+    let medians: Vec<Duration> = times.iter_mut().map(|times| median(times)).collect();
+    println!("| runner | cold build | against `noop` |\n| --- | --- | --- |");
+    for ((name, _, _), median) in codegen_configurations.iter().zip(&medians) {
+        println!(
+            "| {name} | {:.2} s | {:+.1} % |",
+            median.as_secs_f64(),
+            (median.as_secs_f64() / medians[0].as_secs_f64() - 1.0) * 100.0
         );
     }
     println!();
@@ -249,6 +293,30 @@ num-traits = "=0.2.19"
 proc-macro2 = "=1.0.106"
 serde = { version = "=1.0.228", features = ["derive"] }
 serde_json = "1"
+
+[workspace]
+"#,
+    );
+    write(&dir.join("src/lib.rs"), "");
+    dir
+}
+
+/// A package depending on crates whose build scripts generate code or emit
+/// cfgs without running programs, as in `tests/testsuite/real_crates.rs`.
+fn codegen_workspace(work: &Path) -> PathBuf {
+    let dir = work.join("codegen");
+    write(
+        &dir.join("Cargo.toml"),
+        r#"[package]
+name = "codegen"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+crossbeam-utils = "=0.8.21"
+serde = { version = "=1.0.228", features = ["derive"] }
+thiserror = "=2.0.18"
+typenum = "=1.20.1"
 
 [workspace]
 "#,

@@ -13,13 +13,12 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::net::UnixListener;
-use std::path::Path;
 use std::time::Duration;
 
 use cargo_test_support::prelude::*;
-use cargo_test_support::{Project, RawOutput, paths, project, str};
+use cargo_test_support::{Project, paths, project, str};
 
-use crate::utils::ProjectExt;
+use crate::utils::{ProjectExt, assert_canary_absent, write_canary};
 
 /// Helpers compiled into every attack script.
 const SCRIPT_PRELUDE: &str = r#"
@@ -71,49 +70,6 @@ fn attack_project(body: &str) -> Project {
             r#"include!(concat!(env!("OUT_DIR"), "/generated.rs"));"#,
         )
         .build()
-}
-
-/// Fails the test if `canary` appears in the output or any file under `target/`
-/// other than the compiled build script (which holds the attack's own strings).
-fn assert_canary_absent(p: &Project, output: &RawOutput, canary: &str) {
-    let printed = [&output.stdout, &output.stderr];
-    for stream in printed {
-        assert!(
-            !String::from_utf8_lossy(stream).contains(canary),
-            "the canary leaked into Cargo's output"
-        );
-    }
-    let mut pending = vec![p.root().join("target")];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_symlink() {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() {
-                pending.push(path);
-            } else if name.starts_with("build_script_build")
-                || name.starts_with("build-script-build")
-            {
-                continue;
-            } else if let Ok(bytes) = fs::read(&path) {
-                assert!(
-                    !String::from_utf8_lossy(&bytes).contains(canary),
-                    "the canary leaked into `{}`",
-                    path.display()
-                );
-            }
-        }
-    }
-}
-
-fn write_canary(path: &Path, canary: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, canary).unwrap();
 }
 
 /// Reading a file outside every grant: an SSH key and Cargo's registry token

@@ -1,9 +1,10 @@
 //! Helpers shared by the tests: running the fork and stock Cargo.
 
-use std::path::PathBuf;
+use std::fs;
+use std::path::{Path, PathBuf};
 
 use cargo_test_support::prelude::*;
-use cargo_test_support::{Execs, Project};
+use cargo_test_support::{Execs, Project, RawOutput};
 
 /// The forked Cargo under test.
 pub fn fork_cargo() -> PathBuf {
@@ -95,4 +96,48 @@ pub fn codegen_project(extra_manifest: &str) -> cargo_test_support::ProjectBuild
             }
             "#,
         )
+}
+
+/// Writes `canary` to `path`, creating its directory.
+pub fn write_canary(path: &Path, canary: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, canary).unwrap();
+}
+
+/// Fails the test if `canary` appears in Cargo's output or in a file under
+/// `target/`, other than the compiled build scripts (which hold the attack's
+/// own strings) and the `wasmtime` runner's compiled code of them.
+pub fn assert_canary_absent(p: &Project, output: &RawOutput, canary: &str) {
+    for stream in [&output.stdout, &output.stderr] {
+        assert!(
+            !String::from_utf8_lossy(stream).contains(canary),
+            "the canary leaked into Cargo's output"
+        );
+    }
+    let mut pending = vec![p.root().join("target")];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_symlink() {
+                continue;
+            } else if path.is_dir() {
+                pending.push(path);
+            } else if name.starts_with("build_script_build")
+                || name.starts_with("build-script-build")
+                || name.ends_with(".cwasm")
+            {
+                continue;
+            } else if let Ok(bytes) = fs::read(&path) {
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains(canary),
+                    "the canary leaked into `{}`",
+                    path.display()
+                );
+            }
+        }
+    }
 }

@@ -13,9 +13,9 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use cargo_test_support::prelude::*;
-use cargo_test_support::{Project, RawOutput, paths, project, str};
+use cargo_test_support::{Project, paths, project, str};
 
-use crate::utils::{ProjectExt, codegen_project};
+use crate::utils::{ProjectExt, assert_canary_absent, codegen_project, write_canary};
 
 /// Helpers compiled into every script.
 const SCRIPT_PRELUDE: &str = r#"
@@ -64,48 +64,6 @@ fn script_project(body: &str, extra: &str) -> Project {
             r#"include!(concat!(env!("OUT_DIR"), "/generated.rs"));"#,
         )
         .build()
-}
-
-/// Fails the test if `canary` appears in the output or in a file under
-/// `target/` other than the compiled build script.
-fn assert_canary_absent(p: &Project, output: &RawOutput, canary: &str) {
-    for stream in [&output.stdout, &output.stderr] {
-        assert!(
-            !String::from_utf8_lossy(stream).contains(canary),
-            "the canary leaked into Cargo's output"
-        );
-    }
-    let mut pending = vec![p.root().join("target")];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_symlink() {
-                continue;
-            } else if path.is_dir() {
-                pending.push(path);
-            } else if name.starts_with("build_script_build")
-                || name.starts_with("build-script-build")
-                || name.ends_with(".cwasm")
-            {
-                continue;
-            } else if let Ok(bytes) = fs::read(&path) {
-                assert!(
-                    !String::from_utf8_lossy(&bytes).contains(canary),
-                    "the canary leaked into `{}`",
-                    path.display()
-                );
-            }
-        }
-    }
-}
-
-fn write_canary(path: &std::path::Path, canary: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, canary).unwrap();
 }
 
 /// The files a build script left in its `OUT_DIR`s, by name.

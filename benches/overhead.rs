@@ -152,7 +152,11 @@ fn main() {
     for _ in 0..runs {
         for ((_, runner, warm_cache), times) in codegen_configurations.iter().zip(&mut times) {
             // Everything but (for a warm cache) the compiled components goes.
-            for entry in fs::read_dir(codegen.join("target")).into_iter().flatten().flatten() {
+            for entry in fs::read_dir(codegen.join("target"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 if !(*warm_cache && entry.file_name() == "build-sandbox") {
                     let _ = fs::remove_dir_all(entry.path());
                 }

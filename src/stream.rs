@@ -20,7 +20,7 @@
 //! exceed it, however the script floods.
 
 use std::io::{self, BufRead, BufReader, Read};
-use std::process::{Child, Output};
+use std::process::{Child, ExitStatus, Output};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
@@ -41,10 +41,76 @@ pub(crate) struct Watchdog<'a> {
 }
 
 /// Which pipe a line came from.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Pipe {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pipe {
     Stdout,
     Stderr,
+}
+
+/// Hands lines to the callbacks in arrival order and captures them; shared by
+/// every runner that streams a script's output.
+pub(crate) struct LineDelivery<'a> {
+    on_stdout_line: LineCallback<'a>,
+    on_stderr_line: LineCallback<'a>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    callback_error: Option<anyhow::Error>,
+}
+
+impl<'a> LineDelivery<'a> {
+    pub(crate) fn new(on_stdout_line: LineCallback<'a>, on_stderr_line: LineCallback<'a>) -> Self {
+        LineDelivery {
+            on_stdout_line,
+            on_stderr_line,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            callback_error: None,
+        }
+    }
+
+    /// Passes `line` (with its terminator, if any) to its callback, unless one
+    /// has failed, and captures it.
+    pub(crate) fn deliver(&mut self, pipe: Pipe, line: &[u8]) {
+        if self.callback_error.is_none() {
+            let text = String::from_utf8_lossy(line);
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            let result = match pipe {
+                Pipe::Stdout => (self.on_stdout_line)(text),
+                Pipe::Stderr => (self.on_stderr_line)(text),
+            };
+            if let Err(e) = result {
+                self.callback_error = Some(e);
+            }
+        }
+        match pipe {
+            Pipe::Stdout => self.stdout.extend_from_slice(line),
+            Pipe::Stderr => self.stderr.extend_from_slice(line),
+        }
+    }
+
+    /// The result of a run that ended with `status`: an exceeded limit first,
+    /// then a failed callback, else the captured output.
+    pub(crate) fn finish(
+        self,
+        status: ExitStatus,
+        exceeded: Option<(LimitKind, String)>,
+    ) -> Result<Output, RunError> {
+        let output = Output {
+            status,
+            stdout: self.stdout,
+            stderr: self.stderr,
+        };
+        match (exceeded, self.callback_error) {
+            (Some((limit, value)), _) => Err(RunError::LimitExceeded {
+                limit,
+                value,
+                output,
+            }),
+            (None, Some(error)) => Err(RunError::Callback { error, output }),
+            (None, None) => Ok(output),
+        }
+    }
 }
 
 /// Lines in flight between the reader threads and the callbacks.
@@ -66,9 +132,7 @@ pub(crate) fn stream_output(
             "the child's stdout and stderr were not piped",
         )));
     };
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    let mut callback_error = None;
+    let mut delivery = LineDelivery::new(on_stdout_line, on_stderr_line);
     let mut read_error = None;
     let output_limit = watchdog.map(|watchdog| watchdog.output.unwrap_or(DEFAULT_OUTPUT_LIMIT));
     let mut output_len: u64 = 0;
@@ -117,22 +181,7 @@ pub(crate) fn stream_output(
                 (watchdog.stop)();
                 continue;
             }
-            if callback_error.is_none() {
-                let text = String::from_utf8_lossy(&line);
-                let text = text.strip_suffix('\n').unwrap_or(&text);
-                let text = text.strip_suffix('\r').unwrap_or(text);
-                let result = match pipe {
-                    Pipe::Stdout => on_stdout_line(text),
-                    Pipe::Stderr => on_stderr_line(text),
-                };
-                if let Err(e) = result {
-                    callback_error = Some(e);
-                }
-            }
-            match pipe {
-                Pipe::Stdout => stdout.extend_from_slice(&line),
-                Pipe::Stderr => stderr.extend_from_slice(&line),
-            }
+            delivery.deliver(pipe, &line);
         }
         // Dropping `done` tells the watchdog that the child is gone.
         let status = child.wait();
@@ -144,11 +193,6 @@ pub(crate) fn stream_output(
     if let Some(e) = read_error {
         return Err(RunError::Process(e));
     }
-    let output = Output {
-        status,
-        stdout,
-        stderr,
-    };
     let time_limit = watchdog.and_then(|watchdog| watchdog.time);
     let exceeded = match (time_limit, output_limit, timed_out.into_inner()) {
         (Some(time), _, true) => Some((LimitKind::Time, display_duration(time))),
@@ -157,15 +201,7 @@ pub(crate) fn stream_output(
         }
         _ => None,
     };
-    match (exceeded, callback_error) {
-        (Some((limit, value)), _) => Err(RunError::LimitExceeded {
-            limit,
-            value,
-            output,
-        }),
-        (None, Some(error)) => Err(RunError::Callback { error, output }),
-        (None, None) => Ok(output),
-    }
+    delivery.finish(status, exceeded)
 }
 
 /// Bytes the reader threads may still read, shared between them.

@@ -19,7 +19,8 @@ use wasmtime_wasi::{
     FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
 
-use super::output::{GuestOutput, Pipe};
+use super::output::GuestOutput;
+use crate::stream::Pipe;
 use crate::{Invocation, NetTarget};
 
 /// The data of a run's store.

@@ -20,13 +20,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 use super::run::Ending;
-
-/// Which stream a line came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Pipe {
-    Stdout,
-    Stderr,
-}
+use crate::stream::Pipe;
 
 /// What the worker thread sends to the calling thread.
 pub(super) enum Event {

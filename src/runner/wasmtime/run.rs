@@ -17,11 +17,12 @@ use wasmtime_wasi::p2::bindings::sync::Command;
 
 use super::compile;
 use super::guest::{self, Guest};
-use super::output::{Event, GuestOutput, Pipe};
+use super::output::{Event, GuestOutput};
 use crate::runner::{
     DEFAULT_OUTPUT_LIMIT, Invocation, LimitKind, LineCallback, RunError, display_duration,
     display_size, reset_temp_dir,
 };
+use crate::stream::{LineDelivery, Pipe};
 
 /// How the guest ended, as the worker thread saw it.
 pub(super) enum Ending {
@@ -95,27 +96,7 @@ pub(super) fn run(
         })
         .map_err(RunError::Process)?;
 
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    let mut callback_error = None;
-    let mut deliver = |pipe: Pipe, line: Vec<u8>| {
-        if callback_error.is_none() {
-            let text = String::from_utf8_lossy(&line);
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            let text = text.strip_suffix('\r').unwrap_or(text);
-            let result = match pipe {
-                Pipe::Stdout => on_stdout_line(text),
-                Pipe::Stderr => on_stderr_line(text),
-            };
-            if let Err(e) = result {
-                callback_error = Some(e);
-            }
-        }
-        match pipe {
-            Pipe::Stdout => stdout.extend_from_slice(&line),
-            Pipe::Stderr => stderr.extend_from_slice(&line),
-        }
-    };
+    let mut delivery = LineDelivery::new(on_stdout_line, on_stderr_line);
 
     // A limit too far in the future to represent is no limit.
     let deadline = limits
@@ -135,7 +116,7 @@ pub(super) fn run(
             }
         };
         match event {
-            Ok(Event::Line(pipe, line)) => deliver(pipe, line),
+            Ok(Event::Line(pipe, line)) => delivery.deliver(pipe, &line),
             Ok(Event::Finished(_)) if stop_requested => break (Ending::TimedOut, true),
             Ok(Event::Finished(ending)) => break (ending, true),
             Err(RecvTimeoutError::Timeout) if !stop_requested => {
@@ -162,7 +143,7 @@ pub(super) fn run(
         Ending::Trapped(error) => {
             let message = format!("error: the build script trapped: {error:?}\n");
             for line in message.split_inclusive('\n') {
-                deliver(Pipe::Stderr, line.as_bytes().to_vec());
+                delivery.deliver(Pipe::Stderr, line.as_bytes());
             }
             (ExitStatus::from_raw(ABORTED), None)
         }
@@ -184,20 +165,7 @@ pub(super) fn run(
         ),
         Ending::NotStarted(error) => return Err(RunError::Sandbox(error)),
     };
-    let output = Output {
-        status,
-        stdout,
-        stderr,
-    };
-    match (limit, callback_error) {
-        (Some((limit, value)), _) => Err(RunError::LimitExceeded {
-            limit,
-            value,
-            output,
-        }),
-        (None, Some(error)) => Err(RunError::Callback { error, output }),
-        (None, None) => Ok(output),
-    }
+    delivery.finish(status, limit)
 }
 
 /// The status of a process that exited with `code` (truncated to 8 bits, as

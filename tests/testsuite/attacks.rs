@@ -16,60 +16,23 @@ use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
 use cargo_test_support::prelude::*;
-use cargo_test_support::{Project, paths, project, str};
+use cargo_test_support::{Project, paths, str};
 
-use crate::utils::{ProjectExt, assert_canary_absent, write_canary};
+use crate::utils::{ProjectExt, assert_canary_absent, canary_project, write_canary};
 
-/// Helpers compiled into every attack script.
-const SCRIPT_PRELUDE: &str = r#"
-#![allow(dead_code, unused_imports)]
-use std::io::{Read, Write};
-
+/// The native calls some attacks make, next to the shared helpers.
+const UNIX_CALLS: &str = r#"
 unsafe extern "C" {
     fn fork() -> i32;
     fn setsid() -> i32;
     fn close(fd: i32) -> i32;
     fn kill(pid: i32, sig: i32) -> i32;
 }
-
-fn report(attack: &str, result: std::io::Result<String>) {
-    match result {
-        Ok(data) => println!("cargo::warning={attack}: succeeded: {}", data.trim()),
-        Err(e) => println!("cargo::warning={attack}: blocked: {:?}", e.kind()),
-    }
-}
-
-fn out_dir() -> std::path::PathBuf {
-    std::env::var_os("OUT_DIR").unwrap().into()
-}
-
-/// The legitimate part of every script: generate code into OUT_DIR.
-fn control() {
-    std::fs::write(out_dir().join("generated.rs"), "pub const OK: bool = true;").unwrap();
-}
 "#;
 
-/// A package whose build script runs `body` after the prelude.
+/// A package whose build script runs `body`; see [`canary_project`].
 fn attack_project(body: &str) -> Project {
-    project()
-        .file(
-            "Cargo.toml",
-            r#"
-            [package]
-            name = "victim"
-            version = "0.1.0"
-            edition = "2021"
-            "#,
-        )
-        .file(
-            "build.rs",
-            &format!("{SCRIPT_PRELUDE}\nfn main() {{\n{body}\ncontrol();\n}}"),
-        )
-        .file(
-            "src/lib.rs",
-            r#"include!(concat!(env!("OUT_DIR"), "/generated.rs"));"#,
-        )
-        .build()
+    canary_project(UNIX_CALLS, body, "")
 }
 
 /// Reading a file outside every grant: an SSH key and Cargo's registry token

@@ -79,19 +79,29 @@ fn assert_same_results(noop: &BTreeMap<String, Vec<u8>>, sandboxed: &BTreeMap<St
     }
 }
 
-/// Builds `p` with `noop` and with `runner`; both must succeed with equal results.
-fn build_like_noop(p: &Project, runner: &str) {
+/// What build scripts produced, by file: see [`script_results`].
+type ScriptResults = BTreeMap<String, Vec<u8>>;
+
+/// Builds `p` with `noop`, then from clean with `runner`; both must succeed.
+/// Returns the [`results_by_package`] of each.
+fn build_with_noop_and(p: &Project, runner: &str) -> (ScriptResults, ScriptResults) {
     let home = shared_cargo_home();
     p.cargo_sandboxed(Some("noop"), "build")
         .env("CARGO_HOME", &home)
         .run();
-    let noop = script_results(p);
-    assert!(!noop.is_empty());
+    let noop = results_by_package(p);
     p.cargo("clean").env("CARGO_HOME", &home).run();
     p.cargo_sandboxed(Some(runner), "build")
         .env("CARGO_HOME", &home)
         .run();
-    assert_same_results(&noop, &script_results(p));
+    (noop, results_by_package(p))
+}
+
+/// Builds `p` with `noop` and with `runner`; both must succeed with equal results.
+fn build_like_noop(p: &Project, runner: &str) {
+    let (noop, sandboxed) = build_with_noop_and(p, runner);
+    assert!(!noop.is_empty());
+    assert_same_results(&noop, &sandboxed);
 }
 
 fn popular_crates(runner: &str) {
@@ -201,18 +211,8 @@ fn codegen_crates(runner: &str) {
         )
         .file("src/lib.rs", "")
         .build();
-    let home = shared_cargo_home();
-
-    p.cargo_sandboxed(Some("noop"), "build")
-        .env("CARGO_HOME", &home)
-        .run();
-    let noop = results_by_package(&p);
-    p.cargo("clean").env("CARGO_HOME", &home).run();
-    p.cargo_sandboxed(Some(runner), "build")
-        .env("CARGO_HOME", &home)
-        .run();
-    let sandboxed = results_by_package(&p);
-    let pure = |results: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Vec<u8>> {
+    let (noop, sandboxed) = build_with_noop_and(&p, runner);
+    let pure = |results: &ScriptResults| -> ScriptResults {
         results
             .iter()
             .filter(|(key, _)| key.starts_with("typenum/") || key.starts_with("crossbeam-utils/"))

@@ -141,3 +141,55 @@ pub fn assert_canary_absent(p: &Project, output: &RawOutput, canary: &str) {
         }
     }
 }
+
+/// Helpers compiled into every canary script: `report` prints an attempt's
+/// outcome as a `cargo::warning` (`<attack>: succeeded: <data>` or
+/// `<attack>: blocked: <error kind>`), `control` does the script's legitimate
+/// work (code generation into `OUT_DIR`).
+const SCRIPT_PRELUDE: &str = r#"
+#![allow(dead_code, unused_imports)]
+use std::io::{Read, Write};
+
+fn report(attack: &str, result: std::io::Result<String>) {
+    match result {
+        Ok(data) => println!("cargo::warning={attack}: succeeded: {}", data.trim()),
+        Err(e) => println!("cargo::warning={attack}: blocked: {:?}", e.kind()),
+    }
+}
+
+fn out_dir() -> std::path::PathBuf {
+    std::env::var_os("OUT_DIR").unwrap().into()
+}
+
+/// The legitimate part of every script: generate code into OUT_DIR.
+fn control() {
+    std::fs::write(out_dir().join("generated.rs"), "pub const OK: bool = true;").unwrap();
+}
+"#;
+
+/// The package `victim`, whose build script runs `body` after the shared
+/// helpers and `items`, then its control; `extra` is appended to its manifest.
+pub fn canary_project(items: &str, body: &str, extra: &str) -> Project {
+    cargo_test_support::project()
+        .file(
+            "Cargo.toml",
+            &format!(
+                r#"
+                [package]
+                name = "victim"
+                version = "0.1.0"
+                edition = "2021"
+                {extra}
+                "#
+            ),
+        )
+        .file(
+            "build.rs",
+            &format!("{SCRIPT_PRELUDE}{items}\nfn main() {{\n{body}\ncontrol();\n}}"),
+        )
+        .file(
+            "src/lib.rs",
+            r#"include!(concat!(env!("OUT_DIR"), "/generated.rs"));"#,
+        )
+        .build()
+}

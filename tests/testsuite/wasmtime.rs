@@ -17,53 +17,10 @@ use cargo_test_support::{Project, paths, project, str};
 
 use crate::utils::{ProjectExt, assert_canary_absent, codegen_project, write_canary};
 
-/// Helpers compiled into every script.
-const SCRIPT_PRELUDE: &str = r#"
-#![allow(dead_code, unused_imports)]
-use std::io::{Read, Write};
-
-fn report(attack: &str, result: std::io::Result<String>) {
-    match result {
-        Ok(data) => println!("cargo::warning={attack}: succeeded: {}", data.trim()),
-        Err(e) => println!("cargo::warning={attack}: blocked: {:?}", e.kind()),
-    }
-}
-
-fn out_dir() -> std::path::PathBuf {
-    std::env::var_os("OUT_DIR").unwrap().into()
-}
-
-/// The legitimate part of every script: generate code into OUT_DIR.
-fn control() {
-    std::fs::write(out_dir().join("generated.rs"), "pub const OK: bool = true;").unwrap();
-}
-"#;
-
-/// A package whose build script runs `body` after the prelude, with `extra`
-/// appended to its manifest.
+/// A package whose build script runs `body` with `extra` appended to its
+/// manifest; see [`crate::utils::canary_project`].
 fn script_project(body: &str, extra: &str) -> Project {
-    project()
-        .file(
-            "Cargo.toml",
-            &format!(
-                r#"
-                [package]
-                name = "victim"
-                version = "0.1.0"
-                edition = "2021"
-                {extra}
-                "#
-            ),
-        )
-        .file(
-            "build.rs",
-            &format!("{SCRIPT_PRELUDE}\nfn main() {{\n{body}\ncontrol();\n}}"),
-        )
-        .file(
-            "src/lib.rs",
-            r#"include!(concat!(env!("OUT_DIR"), "/generated.rs"));"#,
-        )
-        .build()
+    crate::utils::canary_project("", body, extra)
 }
 
 /// The files a build script left in its `OUT_DIR`s, by name.

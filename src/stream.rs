@@ -91,11 +91,20 @@ impl<'a> LineDelivery<'a> {
 
     /// The result of a run that ended with `status`: an exceeded limit first,
     /// then a failed callback, else the captured output.
+    ///
+    /// A script stopped at a limit has the status of a process killed by
+    /// `SIGKILL`, whatever it managed to do while it was being stopped (say,
+    /// exit on a write error once its output was no longer read): what the
+    /// user sees does not depend on which came first.
     pub(crate) fn finish(
         self,
         status: ExitStatus,
         exceeded: Option<(LimitKind, String)>,
     ) -> Result<Output, RunError> {
+        let status = match exceeded {
+            Some(_) => killed(status),
+            None => status,
+        };
         let output = Output {
             status,
             stdout: self.stdout,
@@ -111,6 +120,19 @@ impl<'a> LineDelivery<'a> {
             (None, None) => Ok(output),
         }
     }
+}
+
+/// The status of a process killed by `SIGKILL`.
+#[cfg(unix)]
+fn killed(_status: ExitStatus) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    ExitStatus::from_raw(libc::SIGKILL)
+}
+
+/// Elsewhere a stopped process keeps the status it had.
+#[cfg(not(unix))]
+fn killed(status: ExitStatus) -> ExitStatus {
+    status
 }
 
 /// Lines in flight between the reader threads and the callbacks.
@@ -315,6 +337,12 @@ mod tests {
                 output,
             }) => {
                 assert_eq!(shown, value);
+                // However the script ended, it was stopped at the limit.
+                #[cfg(unix)]
+                assert_eq!(
+                    std::os::unix::process::ExitStatusExt::signal(&output.status),
+                    Some(libc::SIGKILL)
+                );
                 let captured = (output.stdout.len() + output.stderr.len()) as u64;
                 assert!(captured <= limit, "captured {captured} bytes");
             }
@@ -344,6 +372,26 @@ mod tests {
     fn both_pipes_share_the_limit() {
         let (result, _) = flood("yes out & yes err >&2", Some(100_000));
         assert_stopped_at(result, 100_000, "100KB");
+    }
+
+    #[test]
+    fn a_script_stopped_at_a_limit_always_reports_the_kill() {
+        // The script ends by itself once its output is no longer read, before
+        // (here: instead of) being killed: the status is still the kill's.
+        let child = Command::new("/bin/sh")
+            .args(["-c", "trap '' PIPE; yes 'a line'; exit 3"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let watchdog = Watchdog {
+            time: None,
+            output: Some(1000),
+            stop: &|| {},
+        };
+        let result = stream_output(child, &mut |_| Ok(()), &mut |_| Ok(()), Some(&watchdog));
+        assert_stopped_at(result, 1000, "1KB");
     }
 
     #[test]

@@ -1,18 +1,24 @@
-//! Trust modes: whether what a package declares is granted as declared, or
-//! must be approved by the consumer.
+//! Trust: the consumer grants, the package only asks.
 //!
-//! `build-sandbox.trust` in Cargo's configuration is a [`Trust`]:
+//! A package *declares* in `[package.build-sandbox]` what its build script
+//! needs. A declaration is a request, written by whoever wrote the package,
+//! and an attacker can write one as easily as an honest author. What a build
+//! script gets beyond the baseline comes only from the consumer:
 //!
-//! * `declared` (the default): a build script gets what its package declares
-//!   in `[package.build-sandbox]`, plus what the consumer grants.
-//! * `approved`: a build script gets only what the consumer grants. Before any
-//!   build script runs, Cargo computes [`unapproved`] for every package with a
-//!   build script and, if anything is left, stops the build with one error
-//!   listing every package and capability, followed by [`grant_snippet`]: the
-//!   `[build-sandbox.allow."name@version"]` tables that would approve them.
+//! * the consumer's grants that match the package (`[build-sandbox.allow.*]`
+//!   in Cargo's configuration), and
+//! * the package's own declaration, only when the consumer opted into
+//!   [`Trust::Declared`].
 //!
-//! Limits are not capabilities: a limit restricts the script, so a declared
-//! limit needs no approval and is never part of [`unapproved`].
+//! [`Approval`] is that consumer's side for one package. The effective policy is
+//! computed from it alone ([`crate::EffectivePolicy::new`]); a declaration can
+//! only *lower* limits. Before any build script runs, the caller compares every
+//! declaration with its approval ([`Approval::unapproved`]) and stops the
+//! build if something is missing, printing [`grant_snippet`].
+//!
+//! Limits: a declared limit at or below the consumer's (its grant, else its
+//! default, else [`Limits::BUILT_IN`]) restricts the script and needs no
+//! approval; a declared limit above it is a capability like any other.
 
 use std::fmt;
 use std::path::Path;
@@ -20,14 +26,16 @@ use std::str::FromStr;
 
 use crate::{EnvPattern, Limits, Request};
 
-/// How much of a package's own declaration is trusted.
+/// Whose word grants a build script its capabilities.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Trust {
-    /// Grant what each package declares.
+    /// Only the consumer's grants: a declaration is a request that must be
+    /// approved.
     #[default]
-    Declared,
-    /// Grant only what the consumer's `[build-sandbox.allow.*]` tables grant.
     Approved,
+    /// The consumer also grants whatever each package declares (an explicit
+    /// opt-in: a package then raises its own rights).
+    Declared,
 }
 
 impl FromStr for Trust {
@@ -35,10 +43,10 @@ impl FromStr for Trust {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "declared" => Ok(Trust::Declared),
             "approved" => Ok(Trust::Approved),
+            "declared" => Ok(Trust::Declared),
             _ => Err(format!(
-                "unknown trust mode `{s}`, expected `declared` or `approved`"
+                "unknown trust mode `{s}`, expected `approved` or `declared`"
             )),
         }
     }
@@ -47,60 +55,102 @@ impl FromStr for Trust {
 impl fmt::Display for Trust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Trust::Declared => "declared",
             Trust::Approved => "approved",
+            Trust::Declared => "declared",
         })
     }
 }
 
-/// The part of `declared` that none of `grants` covers (paths of both resolved
-/// to absolute paths first).
-///
-/// * A `read` path is covered by an equal or ancestor path granted in `read`
-///   or `write` (writing includes reading); a `write` path by one in `write`.
-/// * An `env` name or pattern is covered by a granted pattern matching all of
-///   it: `FOO_*` covers `FOO_BAR` and `FOO_BAR_*` as well as `FOO_*`.
-/// * `run`, `net` and `presets` entries are covered by equal entries.
-/// * `clock`, `random` and `linker-plugins` are covered by a grant setting them.
-///
-/// `runner` and `limits` are never part of the result: the runner is chosen
-/// by the consumer anyway, and a limit restricts rather than grants.
-pub fn unapproved(declared: &Request, grants: &[&Request]) -> Request {
-    let granted = |any: &dyn Fn(&Request) -> bool| grants.iter().any(|grant| any(grant));
-    let under = |path: &Path, granted: &Request, write: bool| {
-        let covers = |ancestor: &std::path::PathBuf| path.starts_with(ancestor);
-        granted.write.iter().any(covers) || (!write && granted.read.iter().any(covers))
-    };
-    Request {
-        runner: None,
-        read: (declared.read.iter())
-            .filter(|path| !granted(&|grant| under(path, grant, false)))
-            .cloned()
-            .collect(),
-        write: (declared.write.iter())
-            .filter(|path| !granted(&|grant| under(path, grant, true)))
-            .cloned()
-            .collect(),
-        env: (declared.env.iter())
-            .filter(|pattern| !granted(&|grant| grant.env.iter().any(|g| env_covers(g, pattern))))
-            .cloned()
-            .collect(),
-        run: (declared.run.iter())
-            .filter(|program| !granted(&|grant| grant.run.contains(program)))
-            .cloned()
-            .collect(),
-        net: (declared.net.iter())
-            .filter(|target| !granted(&|grant| grant.net.contains(target)))
-            .cloned()
-            .collect(),
-        presets: (declared.presets.iter())
-            .filter(|preset| !granted(&|grant| grant.presets.contains(preset)))
-            .copied()
-            .collect(),
-        clock: declared.clock && !granted(&|grant| grant.clock),
-        random: declared.random && !granted(&|grant| grant.random),
-        linker_plugins: declared.linker_plugins && !granted(&|grant| grant.linker_plugins),
-        limits: Limits::default(),
+/// What the consumer approved for one package's build script.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Approval {
+    /// The trust mode.
+    pub trust: Trust,
+    /// The consumer's grants that match the package, in configuration order
+    /// (for limits, a later grant overrides an earlier one).
+    pub grants: Vec<Request>,
+    /// The consumer's default limits for every build script.
+    pub default_limits: Limits,
+}
+
+impl Approval {
+    /// Everything approved: the grants merged, preceded by the declaration
+    /// under [`Trust::Declared`] (so that a grant's limits still win).
+    /// Limits are the consumer's ceilings, not yet lowered by the declaration.
+    fn approved(&self, declared: &Request) -> Request {
+        let mut approved = Request::default();
+        if self.trust == Trust::Declared {
+            approved.merge(declared);
+        }
+        for grant in &self.grants {
+            approved.merge(grant);
+        }
+        approved.runner = None;
+        approved
+    }
+
+    /// What the build script gets beyond the baseline: the approved
+    /// capabilities, and the limits of the consumer lowered by the
+    /// declaration's (see [`Limits::lowered_by`]).
+    pub fn granted(&self, declared: &Request) -> Request {
+        let mut granted = self.approved(declared);
+        let ceiling = granted.limits.or(&self.default_limits);
+        granted.limits = ceiling.lowered_by(&declared.limits);
+        granted
+    }
+
+    /// The part of `declared` that the consumer's grants do not approve
+    /// (whatever the trust mode), with paths resolved; `package_root` is what
+    /// the baseline already lets the script read.
+    ///
+    /// * A `read` path is covered by the package root or an equal or ancestor
+    ///   path granted in `read` or `write` (writing includes reading); a
+    ///   `write` path by one in `write`.
+    /// * An `env` name or pattern is covered by a granted pattern matching all
+    ///   of it: `FOO_*` covers `FOO_BAR` and `FOO_BAR_*` as well as `FOO_*`.
+    /// * `run`, `net` and `presets` entries are covered by equal entries.
+    /// * `clock`, `random` and `linker-plugins` are covered by a grant setting
+    ///   them.
+    /// * A declared limit is covered when it is at most the consumer's.
+    pub fn unapproved(&self, declared: &Request, package_root: &Path) -> Request {
+        let consumer = Approval {
+            trust: Trust::Approved,
+            ..self.clone()
+        };
+        let granted = consumer.approved(declared);
+        let under = |path: &Path, write: bool| {
+            let covers = |ancestor: &std::path::PathBuf| path.starts_with(ancestor);
+            granted.write.iter().any(covers)
+                || (!write && (path.starts_with(package_root) || granted.read.iter().any(covers)))
+        };
+        Request {
+            runner: None,
+            read: (declared.read.iter())
+                .filter(|path| !under(path, false))
+                .cloned()
+                .collect(),
+            write: (declared.write.iter())
+                .filter(|path| !under(path, true))
+                .cloned()
+                .collect(),
+            env: (declared.env.iter())
+                .filter(|pattern| !granted.env.iter().any(|g| env_covers(g, pattern)))
+                .cloned()
+                .collect(),
+            run: declared.run.difference(&granted.run).cloned().collect(),
+            net: declared.net.difference(&granted.net).cloned().collect(),
+            presets: declared
+                .presets
+                .difference(&granted.presets)
+                .copied()
+                .collect(),
+            clock: declared.clock && !granted.clock,
+            random: declared.random && !granted.random,
+            linker_plugins: declared.linker_plugins && !granted.linker_plugins,
+            limits: declared
+                .limits
+                .above(&granted.limits.or(&self.default_limits)),
+        }
     }
 }
 
@@ -113,34 +163,6 @@ fn env_covers(grant: &EnvPattern, declared: &EnvPattern) -> bool {
             name.starts_with(granted.as_str())
         }
     }
-}
-
-/// What a package's build script gets under `trust`: its declaration (less
-/// what is still unapproved, under [`Trust::Approved`]) merged with the grants
-/// that match it. The runner is left out; declared limits are kept.
-pub fn granted(trust: Trust, declared: &Request, grants: &[&Request]) -> Request {
-    let mut granted = Request {
-        runner: None,
-        ..declared.clone()
-    };
-    if trust == Trust::Approved {
-        let missing = unapproved(declared, grants);
-        granted.read.retain(|path| !missing.read.contains(path));
-        granted.write.retain(|path| !missing.write.contains(path));
-        granted.env.retain(|pattern| !missing.env.contains(pattern));
-        granted.run.retain(|program| !missing.run.contains(program));
-        granted.net.retain(|target| !missing.net.contains(target));
-        granted
-            .presets
-            .retain(|preset| !missing.presets.contains(preset));
-        granted.clock &= !missing.clock;
-        granted.random &= !missing.random;
-        granted.linker_plugins &= !missing.linker_plugins;
-    }
-    for grant in grants {
-        granted.merge(grant);
-    }
-    granted
 }
 
 /// Ready-to-paste configuration granting each `(package key, request)`:
@@ -166,6 +188,7 @@ pub fn grant_snippet(entries: &[(String, Request)]) -> String {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::time::Duration;
 
     use super::*;
     use crate::{Grant, grants_for};
@@ -176,32 +199,116 @@ mod tests {
         request
     }
 
+    fn approval(trust: Trust, grants: &[&str]) -> Approval {
+        Approval {
+            trust,
+            grants: grants.iter().map(|text| request(text)).collect(),
+            default_limits: Limits::default(),
+        }
+    }
+
+    fn unapproved(declared: &Request, grants: &[&str]) -> Request {
+        approval(Trust::Approved, grants).unapproved(declared, Path::new("/ws/pkg"))
+    }
+
     #[test]
     fn trust_modes_parse() {
-        assert_eq!(Trust::default(), Trust::Declared);
+        assert_eq!(Trust::default(), Trust::Approved);
         assert_eq!("declared".parse(), Ok(Trust::Declared));
         assert_eq!("approved".parse(), Ok(Trust::Approved));
         assert_eq!(
             "trusted".parse::<Trust>(),
-            Err("unknown trust mode `trusted`, expected `declared` or `approved`".to_owned())
+            Err("unknown trust mode `trusted`, expected `approved` or `declared`".to_owned())
         );
-        assert_eq!(Trust::Approved.to_string(), "approved");
+        assert_eq!(Trust::Declared.to_string(), "declared");
     }
 
     #[test]
-    fn nothing_granted_leaves_everything_but_limits() {
+    fn a_declaration_alone_grants_nothing() {
         let declared = request(
-            "runner = \"native\"\nread = [\"data\"]\nclock = true\nlinker-plugins = true\n\
-             limits = { time = \"1s\" }",
+            "read = [\"/home/u/.ssh\"]\nwrite = [\"/home/u\"]\nenv = [\"GITHUB_TOKEN\"]\n\
+             run = [\"sh\"]\nnet = [\"127.0.0.1:9\"]\npresets = [\"cc\"]\nclock = true\n\
+             random = true\nlinker-plugins = true\nlimits = { output = \"1000GB\" }",
         );
-        let missing = unapproved(&declared, &[]);
+        let granted = approval(Trust::Approved, &[]).granted(&declared);
         assert_eq!(
-            missing,
+            granted,
             Request {
-                runner: None,
-                limits: Limits::default(),
-                ..declared
+                limits: Limits {
+                    output: Some(Limits::BUILT_IN.output.unwrap()),
+                    ..Limits::default()
+                },
+                ..Request::default()
             }
+        );
+    }
+
+    #[test]
+    fn everything_declared_is_unapproved_without_grants() {
+        let declared = request(
+            "runner = \"native\"\nread = [\"/data\"]\nclock = true\nlinker-plugins = true\n\
+             limits = { time = \"1s\", output = \"1000GB\" }",
+        );
+        assert_eq!(
+            unapproved(&declared, &[]),
+            request(
+                "read = [\"/data\"]\nclock = true\nlinker-plugins = true\n\
+                 limits = { output = \"1000GB\" }"
+            )
+        );
+    }
+
+    #[test]
+    fn declared_trust_is_an_explicit_opt_in() {
+        let declared = request("read = [\"/data\"]\nclock = true\nlimits = { output = \"1GiB\" }");
+        let trusting = approval(Trust::Declared, &["env = [\"CC\"]"]);
+        let granted = trusting.granted(&declared);
+        assert_eq!(
+            granted,
+            request(
+                "read = [\"/data\"]\nenv = [\"CC\"]\nclock = true\nlimits = { output = \"1GiB\" }"
+            )
+        );
+        // What nobody approved is still reported, for the warning.
+        assert_eq!(
+            trusting.unapproved(&declared, Path::new("/ws/pkg")),
+            request("read = [\"/data\"]\nclock = true\nlimits = { output = \"1GiB\" }")
+        );
+        // A grant's limit still wins over the declaration.
+        let capped = approval(Trust::Declared, &["limits = { output = \"1MiB\" }"]);
+        assert_eq!(capped.granted(&declared).limits.output, Some(1 << 20));
+    }
+
+    #[test]
+    fn declared_limits_only_lower_the_consumers() {
+        let declared = request("limits = { time = \"10s\", memory = \"1GiB\", output = \"1MiB\" }");
+        let consumer = Approval {
+            default_limits: Limits {
+                time: Some(Duration::from_secs(60)),
+                ..Limits::default()
+            },
+            ..approval(Trust::Approved, &["limits = { memory = \"512MiB\" }"])
+        };
+        let limits = consumer.granted(&declared).limits;
+        assert_eq!(limits.time, Some(Duration::from_secs(10)));
+        assert_eq!(limits.memory, Some(512 << 20));
+        assert_eq!(limits.output, Some(1 << 20));
+        // Raising the memory limit above the grant needs approval; lowering does not.
+        assert_eq!(
+            consumer.unapproved(&declared, Path::new("/ws/pkg")),
+            request("limits = { memory = \"1GiB\" }")
+        );
+        // Nothing set anywhere: the runner's built-in limits apply.
+        let none = approval(Trust::Approved, &[]).granted(&Request::default());
+        assert_eq!(none.limits, Limits::default());
+    }
+
+    #[test]
+    fn the_package_root_is_baseline() {
+        let declared = request("read = [\"data\", \"/opt/sdk\"]\nwrite = [\"gen\"]");
+        assert_eq!(
+            unapproved(&declared, &[]),
+            request("read = [\"/opt/sdk\"]\nwrite = [\"gen\"]")
         );
     }
 
@@ -211,9 +318,10 @@ mod tests {
             "read = [\"/usr/include/ssl\", \"/opt/sdk\", \"/etc\", \"/srv/data\"]\n\
              write = [\"/srv/out\", \"/tmp/x/y\"]",
         );
-        let grant =
-            request("read = [\"/usr/include\", \"/opt/sdk\", \"/tmp/x\"]\nwrite = [\"/srv\"]");
-        let missing = unapproved(&declared, &[&grant]);
+        let missing = unapproved(
+            &declared,
+            &["read = [\"/usr/include\", \"/opt/sdk\", \"/tmp/x\"]\nwrite = [\"/srv\"]"],
+        );
         let paths = |set: &std::collections::BTreeSet<std::path::PathBuf>| {
             set.iter()
                 .map(|p| p.display().to_string())
@@ -224,36 +332,36 @@ mod tests {
         assert_eq!(paths(&missing.write), ["/tmp/x/y"]);
         // `/srv/database` is not under `/srv/data`.
         let declared = request("read = [\"/srv/database\"]");
-        let grant = request("read = [\"/srv/data\"]");
-        assert_eq!(unapproved(&declared, &[&grant]).read.len(), 1);
-    }
-
-    #[test]
-    fn env_patterns_cover_names_and_narrower_patterns() {
-        let declared = request("env = [\"FOO_BAR\", \"FOO_*\", \"FOO_X_*\", \"BAR\", \"BAZ_*\"]");
-        let grant = request("env = [\"FOO_*\", \"BAZ_1\"]");
-        let missing = unapproved(&declared, &[&grant]);
-        let env: Vec<_> = missing.env.iter().map(ToString::to_string).collect();
-        assert_eq!(env, ["BAR", "BAZ_*"]);
-        // A name does not cover a pattern.
-        let declared = request("env = [\"CC*\"]");
         assert_eq!(
-            unapproved(&declared, &[&request("env = [\"CC\"]")])
-                .env
-                .len(),
+            unapproved(&declared, &["read = [\"/srv/data\"]"]).read.len(),
             1
         );
     }
 
     #[test]
+    fn env_patterns_cover_names_and_narrower_patterns() {
+        let declared = request("env = [\"FOO_BAR\", \"FOO_*\", \"FOO_X_*\", \"BAR\", \"BAZ_*\"]");
+        let missing = unapproved(&declared, &["env = [\"FOO_*\", \"BAZ_1\"]"]);
+        let env: Vec<_> = missing.env.iter().map(ToString::to_string).collect();
+        assert_eq!(env, ["BAR", "BAZ_*"]);
+        // A name does not cover a pattern.
+        let declared = request("env = [\"CC*\"]");
+        assert_eq!(unapproved(&declared, &["env = [\"CC\"]"]).env.len(), 1);
+    }
+
+    #[test]
     fn other_capabilities_are_covered_by_equal_entries_across_grants() {
-        let declared = request(
-            "run = [\"cc\", \"/usr/bin/protoc\"]\nnet = [\"a.example:443\", \"b.example:443\"]\n\
-             presets = [\"cc\", \"pkg-config\"]\nclock = true\nrandom = true\nlinker-plugins = true",
+        let everything = "run = [\"cc\", \"/usr/bin/protoc\"]\n\
+             net = [\"a.example:443\", \"b.example:443\"]\n\
+             presets = [\"cc\", \"pkg-config\"]\nclock = true\nrandom = true\nlinker-plugins = true";
+        let declared = request(everything);
+        let missing = unapproved(
+            &declared,
+            &[
+                "run = [\"cc\"]\nnet = [\"a.example:443\"]\nclock = true",
+                "presets = [\"cc\"]\nlinker-plugins = true\nrun = [\"protoc\"]",
+            ],
         );
-        let first = request("run = [\"cc\"]\nnet = [\"a.example:443\"]\nclock = true");
-        let second = request("presets = [\"cc\"]\nlinker-plugins = true\nrun = [\"protoc\"]");
-        let missing = unapproved(&declared, &[&first, &second]);
         assert_eq!(
             missing,
             request(
@@ -261,25 +369,7 @@ mod tests {
                  presets = [\"pkg-config\"]\nrandom = true"
             )
         );
-        let everything = request(
-            "run = [\"cc\", \"/usr/bin/protoc\"]\nnet = [\"a.example:443\", \"b.example:443\"]\n\
-             presets = [\"cc\", \"pkg-config\"]\nclock = true\nrandom = true\nlinker-plugins = true",
-        );
-        assert!(unapproved(&declared, &[&everything]).is_empty());
-    }
-
-    #[test]
-    fn granted_under_each_trust_mode() {
-        let declared = request("read = [\"/a\", \"/b\"]\nclock = true\nlimits = { time = \"5s\" }");
-        let grant = request("read = [\"/a\"]\nenv = [\"CC\"]");
-        let declared_mode = granted(Trust::Declared, &declared, &[&grant]);
-        assert_eq!(declared_mode.read.len(), 2);
-        assert!(declared_mode.clock);
-        let approved = granted(Trust::Approved, &declared, &[&grant]);
-        assert_eq!(
-            approved,
-            request("read = [\"/a\"]\nenv = [\"CC\"]\nlimits = { time = \"5s\" }")
-        );
+        assert!(unapproved(&declared, &[everything]).is_empty());
     }
 
     #[test]
@@ -311,7 +401,8 @@ mod tests {
             "read = [\"/usr/include\", \"/opt/sdk \\\"quoted\\\"\"]\nwrite = [\"/ws/gen\"]\n\
              env = [\"CC\", \"PROTOC_*\"]\nrun = [\"cc\", \"/usr/bin/protoc\"]\n\
              net = [\"[::1]:80\", \"example.com:443\"]\npresets = [\"cc\", \"rustc-probe\"]\n\
-             clock = true\nrandom = true\nlinker-plugins = true",
+             clock = true\nrandom = true\nlinker-plugins = true\n\
+             limits = { output = \"1000GB\" }",
         );
         let key = "openssl-sys@0.9.109".to_owned();
         let snippet = grant_snippet(&[(key.clone(), missing.clone())]);
@@ -327,10 +418,13 @@ mod tests {
         let declared = missing.clone();
         let unapproved_at = |v: &str| {
             let v = version(v);
-            let applying: Vec<&Request> = grants_for(&grants, "openssl-sys", &v)
-                .map(|grant| &grant.request)
-                .collect();
-            unapproved(&declared, &applying)
+            let consumer = Approval {
+                grants: grants_for(&grants, "openssl-sys", &v)
+                    .map(|grant| grant.request.clone())
+                    .collect(),
+                ..Approval::default()
+            };
+            consumer.unapproved(&declared, Path::new("/ws/pkg"))
         };
         assert!(unapproved_at("0.9.109").is_empty());
         assert!(unapproved_at("0.9.110").is_empty());

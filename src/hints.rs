@@ -97,7 +97,7 @@ mod tests {
         };
         let mut declared = Request::default();
         declared.read.insert("/data".into());
-        EffectivePolicy::new(baseline, &declared, [])
+        EffectivePolicy::granting(baseline, declared)
     }
 
     fn failed(stderr: &str) -> Output {

@@ -8,24 +8,28 @@
 //!    `[build-sandbox.allow.*]` configuration becomes [`Grant`]s
 //!    ([`Grant::from_toml`]). Errors carry the key path so that Cargo can point
 //!    at the offending key.
-//! 2. **Decide.** [`EffectivePolicy::new`] combines the [`Baseline`] every
-//!    script gets with the declared request and the matching grants
-//!    ([`grants_for`]); [`RunnerSelection::choose`] picks the runner.
+//! 2. **Decide.** The consumer's [`Approval`] for a package is its matching
+//!    grants ([`grants_for`]), default limits and [`Trust`] mode.
+//!    [`EffectivePolicy::new`] combines the [`Baseline`] every script gets with
+//!    what the approval grants: a package's declaration never adds to it (it
+//!    only lowers limits), unless the consumer opted into [`Trust::Declared`].
+//!    [`RunnerSelection::choose`] picks the runner.
 //! 3. **Run.** [`runner::create`] makes the [`SandboxRunner`], which refuses a
 //!    policy it cannot enforce ([`SandboxRunner::check`]) and otherwise runs the
 //!    [`Invocation`], streaming output lines to Cargo's callbacks.
 //!
 //! Around these steps Cargo applies its own policy with the crate's helpers
-//! (see `design/cargo-policy.md`): under [`Trust::Approved`] it stops the build
-//! before any script runs if [`unapproved`] is not empty for some package,
-//! printing [`grant_snippet`]; `cargo build-sandbox report` prints
-//! [`ReportEntry`]s and `cargo build-sandbox allow` calls [`add_grant`]; after
-//! a sandboxed script ran it refuses directives that would run code outside the
-//! sandbox ([`forbidden_rustc_env`], [`forbidden_link_args`]) and prints the
-//! script's text through [`neutralize_control`].
+//! (see `design/cargo-policy.md`): before any script runs it stops the build if
+//! [`Approval::unapproved`] is not empty for some package, printing
+//! [`grant_snippet`], and refuses a policy that opens its own state
+//! ([`EffectivePolicy::opened_protected`]); `cargo build-sandbox report` prints
+//! [`ReportEntry`]s and `cargo build-sandbox approve|allow` call [`add_grant`];
+//! after a sandboxed script ran it refuses directives that would run code
+//! outside the sandbox ([`forbidden_rustc_env`], [`forbidden_link_args`]) and
+//! prints the script's text through [`neutralize_control`].
 //!
-//! Deny by default: a sandboxed script gets nothing but the baseline unless a
-//! request or a grant says otherwise, and a runner that cannot enforce a policy
+//! Deny by default: a sandboxed script gets nothing but the baseline unless the
+//! consumer grants it more, and a runner that cannot enforce a policy
 //! must refuse to run rather than run with less protection.
 
 mod approval;
@@ -39,15 +43,17 @@ mod report;
 pub mod runner;
 mod stream;
 
-pub use approval::{Trust, grant_snippet, granted, unapproved};
+pub use approval::{Approval, Trust, grant_snippet};
 pub use config_edit::{ConfigEditError, add_grant};
 pub use directives::{forbidden_link_args, forbidden_rustc_env, neutralize_control};
 pub use effective::{Baseline, EffectivePolicy};
 pub use grants::{Grant, PackageMatcher, RunnerSelection, grants_for};
 pub use hints::suggest_grant;
-pub use policy::{EnvPattern, Limits, NetTarget, PolicyError, Preset, Program, Request};
+pub use policy::{
+    DEFAULT_OUTPUT_LIMIT, EnvPattern, Limits, NetTarget, PolicyError, Preset, Program, Request,
+};
 pub use report::{ReportEntry, render_report_human, render_report_json};
 pub use runner::{
-    DEFAULT_OUTPUT_LIMIT, Enforcement, HelperCommand, Invocation, LimitKind, RunError,
+    Enforcement, HelperCommand, Invocation, LimitKind, RunError,
     RunnerContext, RunnerKind, SandboxRunner, Weakening,
 };

@@ -278,11 +278,73 @@ impl Limits {
     }
 
     fn merge(&mut self, other: &Limits) {
-        self.time = other.time.or(self.time);
-        self.memory = other.memory.or(self.memory);
-        self.output = other.output.or(self.output);
+        *self = other.or(self);
+    }
+
+    /// The limits a build script has when nobody sets one: its output is
+    /// limited to [`DEFAULT_OUTPUT_LIMIT`] (Cargo keeps it in memory); time
+    /// and memory are not limited.
+    pub const BUILT_IN: Limits = Limits {
+        time: None,
+        memory: None,
+        output: Some(DEFAULT_OUTPUT_LIMIT),
+    };
+
+    /// Each limit of `self`, or of `fallback` where `self` has none.
+    pub fn or(&self, fallback: &Limits) -> Limits {
+        Limits {
+            time: self.time.or(fallback.time),
+            memory: self.memory.or(fallback.memory),
+            output: self.output.or(fallback.output),
+        }
+    }
+
+    /// The consumer's limits (`self`, with [`Limits::BUILT_IN`] where unset)
+    /// lowered by a package's `declared` ones: each is the smaller of the two.
+    /// A package can only restrict itself. A limit that neither sets stays
+    /// unset, so that the runner applies its built-in one.
+    pub fn lowered_by(&self, declared: &Limits) -> Limits {
+        fn lower<T: Ord + Copy>(consumer: Option<T>, built_in: Option<T>, declared: Option<T>) -> Option<T> {
+            match (consumer.or(built_in), declared) {
+                (Some(ceiling), Some(declared)) => Some(ceiling.min(declared)),
+                (_, None) => consumer,
+                (None, declared) => declared,
+            }
+        }
+        let built_in = Limits::BUILT_IN;
+        Limits {
+            time: lower(self.time, built_in.time, declared.time),
+            memory: lower(self.memory, built_in.memory, declared.memory),
+            output: lower(self.output, built_in.output, declared.output),
+        }
+    }
+
+    /// The limits of `self` that are higher than `ceiling`'s (with
+    /// [`Limits::BUILT_IN`] where `ceiling` has none): what a declaration asks
+    /// beyond what the consumer allows.
+    pub fn above(&self, ceiling: &Limits) -> Limits {
+        fn above<T: Ord + Copy>(limit: Option<T>, ceiling: Option<T>) -> Option<T> {
+            limit.filter(|limit| ceiling.is_some_and(|ceiling| *limit > ceiling))
+        }
+        let ceiling = ceiling.or(&Limits::BUILT_IN);
+        Limits {
+            time: above(self.time, ceiling.time),
+            memory: above(self.memory, ceiling.memory),
+            output: above(self.output, ceiling.output),
+        }
     }
 }
+
+/// The output limit of a build script whose policy sets none: 64 MiB of
+/// stdout and stderr together.
+///
+/// Cargo keeps a build script's whole output in memory (and writes it to the
+/// `output` file in the build directory), so without a limit a script could
+/// exhaust Cargo's memory by printing. Real build scripts print kilobytes; a
+/// `-vv` build of a large `cc` compilation with warnings a few megabytes. The
+/// limit is far above that, and `-j` scripts at a time stay within a few
+/// hundred megabytes at worst.
+pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 << 20;
 
 /// An environment variable name, or a `PREFIX_*` pattern.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

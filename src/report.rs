@@ -1,15 +1,16 @@
-//! `cargo build-sandbox report`: what every build script asks for and gets.
+//! `cargo build-sandbox report`: what every build script declares, is
+//! approved, and lacks.
 //!
 //! Cargo makes one [`ReportEntry`] per package with a build script
-//! ([`ReportEntry::new`] computes what is granted and what is missing under
-//! the trust mode) and prints them with [`render_report_human`] or, for
-//! `--format json`, [`render_report_json`].
+//! ([`ReportEntry::new`] computes what is approved and what is missing from
+//! the consumer's [`Approval`]) and prints them with [`render_report_human`] or,
+//! for `--format json`, [`render_report_json`].
 
 use std::fmt::Write as _;
+use std::path::Path;
 
-use crate::approval::{Trust, granted, unapproved};
 use crate::runner::{display_duration, display_size};
-use crate::{Request, RunnerKind};
+use crate::{Approval, Request, RunnerKind, Trust};
 
 /// One package with a build script.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -22,11 +23,12 @@ pub struct ReportEntry {
     #[serde(serialize_with = "serialize_runner")]
     pub runner: RunnerKind,
     /// What the package declares in `[package.build-sandbox]`.
-    pub requested: Request,
-    /// What the build script gets beyond the baseline.
-    pub granted: Request,
-    /// What the package declares that no grant approves; empty under
-    /// [`Trust::Declared`].
+    pub declared: Request,
+    /// What the build script gets beyond the baseline ([`Approval::granted`]).
+    pub approved: Request,
+    /// What the package declares that no grant of the consumer approves
+    /// ([`Approval::unapproved`]); under [`Trust::Declared`] the script gets it
+    /// all the same.
     pub missing: Request,
 }
 
@@ -35,27 +37,23 @@ fn serialize_runner<S: serde::Serializer>(runner: &RunnerKind, s: S) -> Result<S
 }
 
 impl ReportEntry {
-    /// The entry for a package whose manifest declares `declared` (paths
-    /// resolved) and to which `grants` apply.
+    /// The entry for a package at `package_root` whose manifest declares
+    /// `declared` (paths resolved), under the consumer's `approval`.
     pub fn new(
         package: impl Into<String>,
         version: impl Into<String>,
         runner: RunnerKind,
-        trust: Trust,
         declared: &Request,
-        grants: &[&Request],
+        approval: &Approval,
+        package_root: &Path,
     ) -> ReportEntry {
-        let missing = match trust {
-            Trust::Declared => Request::default(),
-            Trust::Approved => unapproved(declared, grants),
-        };
         ReportEntry {
             package: package.into(),
             version: version.into(),
             runner,
-            requested: declared.clone(),
-            granted: granted(trust, declared, grants),
-            missing,
+            declared: declared.clone(),
+            approved: approval.granted(declared),
+            missing: approval.unapproved(declared, package_root),
         }
     }
 }
@@ -64,17 +62,17 @@ impl ReportEntry {
 ///
 /// ```text
 /// openssl-sys v0.9.109 (runner `native`)
-///   requested  run [cc, pkg-config]; clock
-///   granted    run [cc]
+///   declared   run [cc, pkg-config]; clock
+///   approved   run [cc]
 ///   missing    run [pkg-config]; clock
 /// ```
 pub fn render_report_human(trust: Trust, entries: &[ReportEntry]) -> String {
     let mut out = match trust {
-        Trust::Declared => {
-            String::from("trust: declared (build scripts get what their packages declare)\n")
-        }
         Trust::Approved => String::from(
-            "trust: approved (declared requests need a grant in `[build-sandbox.allow]`)\n",
+            "trust: approved (build scripts get what `[build-sandbox.allow]` grants)\n",
+        ),
+        Trust::Declared => String::from(
+            "trust: declared (build scripts also get what their packages declare)\n",
         ),
     };
     for entry in entries {
@@ -85,8 +83,8 @@ pub fn render_report_human(trust: Trust, entries: &[ReportEntry]) -> String {
             entry.package, entry.version, entry.runner
         );
         for (label, request) in [
-            ("requested", &entry.requested),
-            ("granted", &entry.granted),
+            ("declared", &entry.declared),
+            ("approved", &entry.approved),
             ("missing", &entry.missing),
         ] {
             let _ = writeln!(out, "  {label:<9}  {}", summary(request));
@@ -95,9 +93,9 @@ pub fn render_report_human(trust: Trust, entries: &[ReportEntry]) -> String {
     out
 }
 
-/// `{"trust": "declared", "packages": [...]}`, each package an object with the fields of
-/// [`ReportEntry`]; requests as in their `Serialize` implementation. The
-/// format is documented in `design/unstable.md`.
+/// `{"trust": "approved", "packages": [...]}`, each package an object with the
+/// fields of [`ReportEntry`]; requests as in their `Serialize` implementation.
+/// The format is documented in `design/unstable.md`.
 pub fn render_report_json(trust: Trust, entries: &[ReportEntry]) -> String {
     #[derive(serde::Serialize)]
     struct Report<'a> {
@@ -162,8 +160,6 @@ fn summary(request: &Request) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
 
     fn request(text: &str) -> Request {
@@ -177,54 +173,58 @@ mod tests {
             "runner = \"native\"\nrun = [\"cc\", \"pkg-config\"]\nclock = true\n\
              limits = { time = \"60s\" }",
         );
-        let grant = request("run = [\"cc\"]");
+        let approval = Approval {
+            trust,
+            grants: vec![request("run = [\"cc\"]")],
+            ..Approval::default()
+        };
         vec![
             ReportEntry::new(
                 "openssl-sys",
                 "0.9.109",
                 RunnerKind::Native,
-                trust,
                 &declared,
-                &[&grant],
+                &approval,
+                Path::new("/ws/pkg"),
             ),
             ReportEntry::new(
                 "ring",
                 "0.17.14",
                 RunnerKind::Noop,
-                trust,
                 &Request::default(),
-                &[],
+                &Approval::default(),
+                Path::new("/ws/ring"),
             ),
         ]
     }
 
     #[test]
-    fn human_report_in_approved_mode() {
+    fn human_report() {
         assert_eq!(
             render_report_human(Trust::Approved, &entries(Trust::Approved)),
-            "trust: approved (declared requests need a grant in `[build-sandbox.allow]`)\n\
+            "trust: approved (build scripts get what `[build-sandbox.allow]` grants)\n\
              openssl-sys v0.9.109 (runner `native`)\n\
-             \x20 requested  runner native; run [cc, pkg-config]; clock; time limit 60s\n\
-             \x20 granted    run [cc]; time limit 60s\n\
+             \x20 declared   runner native; run [cc, pkg-config]; clock; time limit 60s\n\
+             \x20 approved   run [cc]; time limit 60s\n\
              \x20 missing    run [pkg-config]; clock\n\
              ring v0.17.14 (runner `noop`)\n\
-             \x20 requested  -\n\
-             \x20 granted    -\n\
+             \x20 declared   -\n\
+             \x20 approved   -\n\
              \x20 missing    -\n"
         );
     }
 
     #[test]
-    fn nothing_is_missing_in_declared_mode() {
+    fn declared_trust_approves_but_still_reports_what_is_missing() {
         let entries = entries(Trust::Declared);
-        assert!(entries[0].missing.is_empty());
         assert_eq!(
-            summary(&entries[0].granted),
+            summary(&entries[0].approved),
             "run [cc, pkg-config]; clock; time limit 60s"
         );
+        assert_eq!(summary(&entries[0].missing), "run [pkg-config]; clock");
         assert_eq!(
             render_report_human(Trust::Declared, &[]),
-            "trust: declared (build scripts get what their packages declare)\n"
+            "trust: declared (build scripts also get what their packages declare)\n"
         );
     }
 
@@ -242,8 +242,8 @@ mod tests {
         assert_eq!(openssl["package"], "openssl-sys");
         assert_eq!(openssl["version"], "0.9.109");
         assert_eq!(openssl["runner"], "native");
-        assert_eq!(openssl["requested"]["runner"], "native");
-        assert_eq!(openssl["granted"]["run"], serde_json::json!(["cc"]));
+        assert_eq!(openssl["declared"]["runner"], "native");
+        assert_eq!(openssl["approved"]["run"], serde_json::json!(["cc"]));
         assert_eq!(openssl["missing"]["run"], serde_json::json!(["pkg-config"]));
         assert_eq!(openssl["missing"]["clock"], true);
         assert_eq!(

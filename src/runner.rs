@@ -35,16 +35,7 @@ pub use self::wasmtime::WasmtimeRunner;
 pub use native::NativeRunner;
 pub use noop::NoopRunner;
 
-/// The output limit every runner applies when the policy sets no
-/// `limits.output`: 64 MiB of stdout and stderr together.
-///
-/// Cargo keeps a build script's whole output in memory (and writes it to the
-/// `output` file in the build directory), so without a limit a script could
-/// exhaust Cargo's memory by printing. Real build scripts print kilobytes; a
-/// `-vv` build of a large `cc` compilation with warnings a few megabytes. The
-/// limit is far above that, and `-j` scripts at a time stay within a few
-/// hundred megabytes at worst.
-pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 << 20;
+pub use crate::policy::DEFAULT_OUTPUT_LIMIT;
 
 /// A line callback: receives one line without its line terminator.
 pub type LineCallback<'a> = &'a mut dyn FnMut(&str) -> anyhow::Result<()>;

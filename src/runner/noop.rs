@@ -110,7 +110,7 @@ mod tests {
             temp_dir: "/tmp".into(),
             dependency_out_dirs: Default::default(),
         };
-        EffectivePolicy::new(baseline, &granted, [])
+        EffectivePolicy::granting(baseline, granted)
     }
 
     fn run_sh(

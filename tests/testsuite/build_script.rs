@@ -25,15 +25,17 @@ answer: 42
 
 #[cargo_test]
 fn verbose_prints_runner_and_policy() {
-    let p = codegen_project(
-        r#"
-        [package.build-sandbox]
-        read = ["data"]
-        env = ["CC", "FOO_*"]
-        net = ["localhost:8080"]
-        "#,
-    )
-    .build();
+    let p = codegen_project("")
+        .file(
+            ".cargo/config.toml",
+            r#"
+            [build-sandbox.allow.foo]
+            read = ["data"]
+            env = ["CC", "FOO_*"]
+            net = ["localhost:8080"]
+            "#,
+        )
+        .build();
 
     p.cargo_sandboxed(Some("noop"), "build -v")
         .with_stderr_data(str![[r#"

@@ -162,6 +162,7 @@ fn grants_show_in_the_verbose_policy() {
         r#"
         [build-sandbox.allow."foo@0.1"]
         read = ["vendor/include"]
+        env = ["CC"]
         clock = true
         [build-sandbox.allow."foo@2"]
         random = true

@@ -16,4 +16,5 @@ mod flag_off;
 mod manifest;
 mod policy;
 mod real_crates;
+mod trust;
 mod wasmtime;

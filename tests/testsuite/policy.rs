@@ -55,15 +55,11 @@ fn depending_on(deps: &str) -> Project {
 }
 
 #[cargo_test]
-fn approved_trust_lists_every_unapproved_request_before_any_script_runs() {
+fn unapproved_declarations_stop_the_build_before_any_script_runs() {
     publish_requesting("sys-a", "1.0.0", "presets = [\"cc\"]\nenv = [\"CC\"]");
     publish_requesting("sys-b", "2.1.0", "clock = true");
     publish_requesting("plain", "1.0.0", "");
     let p = depending_on("sys-a = \"1\"\nsys-b = \"2\"\nplain = \"1\"");
-    p.change_file(
-        ".cargo/config.toml",
-        "[build-sandbox]\ntrust = \"approved\"\n",
-    );
 
     p.cargo_sandboxed(Some("native"), "build")
         .with_status(101)
@@ -74,11 +70,11 @@ fn approved_trust_lists_every_unapproved_request_before_any_script_runs() {
 [DOWNLOADED] plain v1.0.0 (registry `dummy-registry`)
 [DOWNLOADED] sys-a v1.0.0 (registry `dummy-registry`)
 [DOWNLOADED] sys-b v2.1.0 (registry `dummy-registry`)
-[ERROR] build scripts request capabilities that are not approved
-[NOTE] `sys-a v1.0.0` requests `env = ["CC"]`, `presets = ["cc"]`
-[NOTE] `sys-b v2.1.0` requests `clock = true`
-[NOTE] with `build-sandbox.trust = "approved"` every request beyond the baseline needs a grant
-[HELP] to approve them, add to `.cargo/config.toml`:
+[ERROR] build scripts declare capabilities that are not approved
+[NOTE] `sys-a v1.0.0` declares `env = ["CC"]`, `presets = ["cc"]`
+[NOTE] `sys-b v2.1.0` declares `clock = true`
+[NOTE] a package's `[package.build-sandbox]` is a request; only the consumer grants
+[HELP] to approve them, run `cargo build-sandbox approve sys-a sys-b -Zsandboxed-build-scripts`, or add to `.cargo/config.toml`:
 
 [build-sandbox.allow."sys-a@1.0.0"]
 env = ["CC"]
@@ -97,8 +93,6 @@ clock = true
     p.change_file(
         ".cargo/config.toml",
         r#"
-        [build-sandbox]
-        trust = "approved"
         [build-sandbox.allow."sys-a@1.0.0"]
         env = ["CC"]
         presets = ["cc"]
@@ -119,19 +113,11 @@ clock = true
         .with_status(101)
         .with_stderr_data(str![[r#"
 ...
-[ERROR] build scripts request capabilities that are not approved
-[NOTE] `sys-b v3.0.0` requests `clock = true`
+[ERROR] build scripts declare capabilities that are not approved
+[NOTE] `sys-b v3.0.0` declares `clock = true`
 ...
 "#]])
         .run();
-}
-
-#[cargo_test]
-fn declared_trust_grants_what_packages_request() {
-    publish_requesting("sys-b", "2.1.0", "clock = true");
-    let p = depending_on("sys-b = \"2\"");
-
-    p.cargo_sandboxed(Some("native"), "build").run();
 }
 
 #[cargo_test]
@@ -145,14 +131,14 @@ fn invalid_trust_mode() {
     p.cargo_sandboxed(Some("noop"), "build")
         .with_status(101)
         .with_stderr_data(str![[r#"
-[ERROR] invalid `build-sandbox.trust` in [ROOT]/foo/.cargo/config.toml: unknown trust mode `everyone`, expected `declared` or `approved`
+[ERROR] invalid `build-sandbox.trust` in [ROOT]/foo/.cargo/config.toml: unknown trust mode `everyone`, expected `approved` or `declared`
 
 "#]])
         .run();
 }
 
 #[cargo_test]
-fn report_lists_runner_requested_granted_missing() {
+fn report_lists_runner_declared_approved_missing() {
     publish_requesting("sys-a", "1.0.0", "presets = [\"cc\"]\nenv = [\"CC\"]");
     publish_requesting("plain", "1.0.0", "");
     let p = depending_on("sys-a = \"1\"\nplain = \"1\"");
@@ -168,14 +154,14 @@ fn report_lists_runner_requested_granted_missing() {
 
     p.cargo_sandboxed(None, "build-sandbox report")
         .with_stdout_data(str![[r#"
-trust: approved (declared requests need a grant in `[build-sandbox.allow]`)
+trust: approved (build scripts get what `[build-sandbox.allow]` grants)
 plain v1.0.0 (runner `native`)
-  requested  -
-  granted    -
+  declared   -
+  approved   -
   missing    -
 sys-a v1.0.0 (runner `native`)
-  requested  env [CC]; presets [cc]
-  granted    presets [cc]
+  declared   env [CC]; presets [cc]
+  approved   presets [cc]
   missing    env [CC]
 
 "#]])
@@ -193,8 +179,8 @@ sys-a v1.0.0 (runner `native`)
     assert_eq!(names, ["plain", "sys-a"]);
     let sys_a = &packages[1];
     assert_eq!(sys_a["runner"], "native");
-    assert_eq!(sys_a["requested"]["env"], serde_json::json!(["CC"]));
-    assert_eq!(sys_a["granted"]["presets"], serde_json::json!(["cc"]));
+    assert_eq!(sys_a["declared"]["env"], serde_json::json!(["CC"]));
+    assert_eq!(sys_a["approved"]["presets"], serde_json::json!(["cc"]));
     assert_eq!(sys_a["missing"]["env"], serde_json::json!(["CC"]));
     assert_eq!(sys_a["missing"]["presets"], serde_json::json!([]));
 }

@@ -273,13 +273,9 @@ fn missing_wasm_target_names_the_rustup_command() {
 
 #[cargo_test]
 fn run_grants_fail_closed_before_compiling() {
-    let p = codegen_project(
-        r#"
-        [package.build-sandbox]
-        run = ["cc"]
-        "#,
-    )
-    .build();
+    let p = codegen_project("")
+        .file(".cargo/config.toml", "[build-sandbox.allow.foo]\nrun = [\"cc\"]\n")
+        .build();
 
     p.cargo_sandboxed(Some("wasmtime"), "build")
         .with_status(101)
@@ -314,10 +310,11 @@ fn reads_outside_grants() {
         report("read relative", std::fs::read_to_string("Cargo.toml").map(|s| s.lines().nth(2).unwrap_or("").into()));
         "#
     );
-    let p = script_project(
-        &body,
+    let p = script_project(&body, "");
+    p.change_file(
+        ".cargo/config.toml",
         &format!(
-            "[package.build-sandbox]\nread = [{:?}]",
+            "[build-sandbox.allow.victim]\nread = [{:?}]",
             shared.parent().unwrap()
         ),
     );
@@ -437,7 +434,11 @@ fn reads_secret_env() {
         report("read granted", std::env::var("FOO_LEVEL").map_err(|_| std::io::ErrorKind::NotFound.into()));
         report("read cargo's", std::env::var("CARGO_PKG_NAME").map_err(|_| std::io::ErrorKind::NotFound.into()));
         "#,
-        "[package.build-sandbox]\nenv = [\"FOO_*\"]",
+        "",
+    );
+    p.change_file(
+        ".cargo/config.toml",
+        "[build-sandbox.allow.victim]\nenv = [\"FOO_*\"]",
     );
 
     p.cargo_sandboxed(Some("noop"), "build")

@@ -426,7 +426,7 @@ mod tests {
             };
             let table: toml::Table = request.parse().unwrap();
             let request = Request::from_toml(&toml::Value::Table(table)).unwrap();
-            EffectivePolicy::new(baseline, &request, [])
+            EffectivePolicy::granting(baseline, request)
         }
     }
 

@@ -175,7 +175,7 @@ impl Package {
             temp_dir: self.path("tmp"),
             dependency_out_dirs: Default::default(),
         };
-        EffectivePolicy::new(baseline, &request, [])
+        EffectivePolicy::granting(baseline, request)
     }
 
     fn run(&self, request: Request, args: &[&str]) -> (Result<Output, RunError>, Vec<String>) {

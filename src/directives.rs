@@ -109,13 +109,24 @@ fn linker_option(option: &str) -> Option<&'static str> {
     if option.starts_with('@') {
         return Some(RESPONSE_FILE);
     }
+    // `-o <path>` and `-o<path>`: the short form takes its value attached too.
+    if option.starts_with("-o") && !option.starts_with("--") {
+        return Some(OUTPUT);
+    }
     // GNU ld and lld accept long options with one dash or two.
     let name = option
         .strip_prefix("--")
         .or_else(|| option.strip_prefix('-'))?;
     let name = name.split_once('=').map_or(name, |(name, _)| name);
-    matches!(name, "plugin" | "load-pass-plugin").then_some(PLUGIN)
+    match name {
+        "plugin" | "load-pass-plugin" => Some(PLUGIN),
+        "output" | "Map" | "dependency-file" | "out-implib" => Some(OUTPUT),
+        _ => None,
+    }
 }
+
+const OUTPUT: &str = "makes the linker write a file at a path of the script's choosing, outside the \
+     sandbox (an executable there runs with the user's rights)";
 
 /// Why an option given to the compiler driver is forbidden, and whether its
 /// value may be the next argument.
@@ -342,6 +353,34 @@ mod tests {
             Some("-wrapper /tmp/w,-x")
         );
         assert_eq!(check(&["-fplugin-arg-x-y=1"]), None);
+    }
+
+    #[test]
+    fn files_written_by_the_linker() {
+        for args in [
+            &["-Wl,-o,/home/u/.cargo/bin/cargo"][..],
+            &["-Wl,-o/home/u/.cargo/bin/cargo"],
+            &["-Wl,--output=/tmp/x"],
+            &["-Wl,--output,/tmp/x"],
+            &["-Wl,-Map,/tmp/map"],
+            &["-Wl,-Map=/tmp/map"],
+            &["-Wl,--Map=/tmp/map"],
+            &["-Wl,--dependency-file=/tmp/deps"],
+            &["-Wl,--out-implib,/tmp/x.lib"],
+            &["-Xlinker", "-o", "-Xlinker", "/tmp/x"],
+            &["-o", "/tmp/x"],
+            &["-o/tmp/x"],
+            &["--output=/tmp/x"],
+        ] {
+            assert_eq!(
+                check(args).map(|(_, reason)| reason),
+                Some(OUTPUT),
+                "{args:?}"
+            );
+        }
+        assert_eq!(offending(&["-o", "/tmp/x"]).as_deref(), Some("-o /tmp/x"));
+        // Options that only look alike.
+        assert_eq!(check(&["-Wl,--no-undefined", "-Wl,-O1", "-Wl,--omagic"]), None);
     }
 
     #[test]

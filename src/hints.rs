@@ -20,12 +20,12 @@ use std::process::Output;
 use crate::{EffectivePolicy, Request};
 
 /// Error texts of a denied file access: Linux's `EACCES`, `EPERM` and WASI's
-/// `ENOTCAPABLE`, as Rust and C print them.
-const DENIED: [&str; 5] = [
+/// `ENOTCAPABLE`, as Rust and C print them. WASI's errno number (76) is not
+/// one of them: on Linux, `os error 76` is `ENOTUNIQ`.
+const DENIED: [&str; 4] = [
     "Permission denied",
     "Operation not permitted",
     "os error 13",
-    "os error 76",
     "Capabilities insufficient",
 ];
 
@@ -141,6 +141,15 @@ mod tests {
         assert_eq!(
             suggest_grant(&policy(), &failed("Permission denied (os error 13)\n")),
             None
+        );
+        // `ENOTUNIQ` on Linux, not a denial.
+        assert_eq!(
+            suggest_grant(&policy(), &failed("/opt/x: Name not unique on network (os error 76)\n")),
+            None
+        );
+        assert!(
+            suggest_grant(&policy(), &failed("/opt/x: Capabilities insufficient (os error 76)\n"))
+                .is_some()
         );
         assert_eq!(
             suggest_grant(

@@ -473,6 +473,7 @@ fn forks_a_thousand_processes(runner: &str) {
     let p = attack_project(
         r#"
         let mut forked = 0;
+        let mut refused = None;
         for _ in 0..1000 {
             match unsafe { fork() } {
                 0 => {
@@ -480,15 +481,17 @@ fn forks_a_thousand_processes(runner: &str) {
                     std::thread::sleep(std::time::Duration::from_secs(2));
                     std::process::exit(0);
                 }
-                -1 => break,
+                -1 => {
+                    refused = Some(std::io::Error::last_os_error());
+                    break;
+                }
                 _ => forked += 1,
             }
         }
-        report("fork 1000 processes", if forked == 1000 {
-            Ok(format!("{forked} processes"))
-        } else {
-            Err(std::io::ErrorKind::WouldBlock.into())
-        });
+        match refused {
+            None => report("fork 1000 processes", Ok(format!("{forked} processes"))),
+            Some(e) => println!("cargo::warning=fork 1000 processes: stopped after {forked}: {e}"),
+        }
         "#,
     );
 
@@ -501,17 +504,29 @@ fn forks_a_thousand_processes(runner: &str) {
 "#]])
         .run();
     p.cargo("clean").run();
-    p.cargo_sandboxed(Some(runner), "build")
+    let output = p
+        .cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
-[WARNING] victim@0.1.0: fork 1000 processes: blocked: WouldBlock
+[WARNING] victim@0.1.0: fork 1000 processes: stopped after [..]: Resource temporarily unavailable (os error 11)
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
         .run();
+    // The limit is 512 tasks in the run's `pids` cgroup, the sandbox's own
+    // processes (helper, init, the script) included.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let forked: usize = stderr
+        .split("stopped after ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap();
+    assert!((500..512).contains(&forked), "forked {forked}");
 }
 
-/// An endless loop is stopped at the time limit; a quick script is not.
+/// A script that spins for longer than its time limit is stopped at the limit;
+/// a quick script is not.
 fn loops_forever(runner: &str) {
     let limited = r#"
         [package]
@@ -521,8 +536,28 @@ fn loops_forever(runner: &str) {
         [package.build-sandbox.limits]
         time = "2s"
         "#;
-    let p = attack_project("if std::env::var_os(\"CARGO_FEATURE_SPIN\").is_some() { loop {} }");
+    let p = attack_project(
+        r#"
+        if std::env::var_os("CARGO_FEATURE_SPIN").is_some() {
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_secs(5) {}
+            println!("cargo::warning=spun for 5s");
+        }
+        "#,
+    );
     p.change_file("Cargo.toml", &format!("{limited}\n[features]\nspin = []\n"));
+
+    // Baseline: without the flag nothing stops it.
+    p.cargo("build --features spin")
+        .with_stderr_data(str![[r#"
+[WARNING] unused manifest key: package.build-sandbox
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: spun for 5s
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo("clean").run();
 
     // Control: within the limit.
     p.cargo_sandboxed(Some(runner), "build")
@@ -583,6 +618,26 @@ fn floods_memory_and_output(runner: &str) {
         "#,
     );
 
+    // Baseline: `noop` does not limit memory, and without the flag nothing
+    // limits the output.
+    p.cargo_sandboxed(Some("noop"), "build --features memory")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: allocated 268435457 bytes
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo("build --features output")
+        .with_stderr_data(str![[r#"
+[WARNING] unused manifest key: package.build-sandbox
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo("clean").run();
+
     // Control: within the limits.
     p.cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
@@ -591,7 +646,8 @@ fn floods_memory_and_output(runner: &str) {
 
 "#]])
         .run();
-    p.cargo_sandboxed(Some(runner), "build --features memory")
+    let stopped = p
+        .cargo_sandboxed(Some(runner), "build --features memory")
         .with_status(101)
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
@@ -607,7 +663,10 @@ Caused by:
 
 "#]])
         .run();
-    p.cargo_sandboxed(Some(runner), "build --features output")
+    // The snapshot redacts sizes: the limit itself, as written.
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("exceeded its memory limit of 64MiB"));
+    let stopped = p
+        .cargo_sandboxed(Some(runner), "build --features output")
         .with_status(101)
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
@@ -625,6 +684,182 @@ Caused by:
 
 "#]])
         .run();
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("exceeded its output limit of 64KiB"));
+}
+
+/// The raw system calls of [`uses_kernel_interfaces`] (x86_64 numbers).
+const SYSCALLS: &str = r#"
+unsafe extern "C" {
+    fn fork() -> i32;
+    fn kill(pid: i32, sig: i32) -> i32;
+    fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+    fn syscall(number: i64, ...) -> i64;
+    fn ioctl(fd: i32, request: u64, ...) -> i32;
+    fn socket(domain: i32, kind: i32, protocol: i32) -> i32;
+    fn unshare(flags: i32) -> i32;
+    fn _exit(code: i32) -> !;
+}
+
+/// `returned` if the call reached the kernel and succeeded, else the kernel's
+/// (or the filter's) error.
+fn outcome(result: i64) -> String {
+    if result >= 0 {
+        "returned".to_owned()
+    } else {
+        std::io::Error::last_os_error().to_string()
+    }
+}
+
+/// `f`'s outcome in a child process, which exits with its error number.
+fn in_child(f: fn() -> i64) -> String {
+    let pid = unsafe { fork() };
+    if pid == 0 {
+        let code = if f() >= 0 { 0 } else { std::io::Error::last_os_error().raw_os_error().unwrap_or(255) };
+        unsafe { _exit(code) }
+    }
+    let mut status = 0;
+    unsafe { waitpid(pid, &mut status, 0) };
+    let code = (status >> 8) & 0xff;
+    if code == 0 { "returned".to_owned() } else { std::io::Error::from_raw_os_error(code).to_string() }
+}
+"#;
+
+/// Kernel interfaces that landlock and the namespaces do not mediate, or that
+/// are attack surface, each tried once: the seccomp filter refuses them all
+/// with `EPERM` before the kernel looks at the arguments. Under `noop` each
+/// call reaches the kernel (which may still refuse it for its own reasons,
+/// such as `ENOTTY` for `TIOCSTI` on `/dev/null`).
+fn uses_kernel_interfaces(runner: &str) {
+    let body = r#"
+        let child = unsafe { fork() };
+        if child == 0 {
+            loop { std::thread::sleep(std::time::Duration::from_secs(1)); }
+        }
+        const PTRACE_SEIZE: i64 = 0x4206;
+        let seized = outcome(unsafe { syscall(101, PTRACE_SEIZE, child as i64, 0i64, 0i64) });
+        unsafe { kill(child, 9); waitpid(child, std::ptr::null_mut(), 0) };
+        println!("cargo::warning=ptrace another process: {seized}");
+        let mut params = [0u8; 120];
+        println!("cargo::warning=io_uring_setup: {}", outcome(unsafe { syscall(425, 1i64, params.as_mut_ptr()) }));
+        const CLONE_NEWUSER: i32 = 0x10000000;
+        println!("cargo::warning=unshare a user namespace: {}", in_child(|| unsafe { unshare(CLONE_NEWUSER) } as i64));
+        const TIOCSTI: u64 = 0x5412;
+        let byte = b'x';
+        println!("cargo::warning=TIOCSTI: {}", outcome(unsafe { ioctl(0, TIOCSTI, &byte) } as i64));
+        const AF_NETLINK: i32 = 16;
+        const SOCK_RAW: i32 = 3;
+        println!("cargo::warning=netlink socket: {}", outcome(unsafe { socket(AF_NETLINK, SOCK_RAW, 0) } as i64));
+        let attr = [0u8; 128];
+        println!("cargo::warning=bpf: {}", outcome(unsafe { syscall(321, 0i64, attr.as_ptr(), 128i64) }));
+        const KEY_SPEC_SESSION_KEYRING: i64 = -3;
+        println!("cargo::warning=keyctl: {}", outcome(unsafe { syscall(250, 0i64, KEY_SPEC_SESSION_KEYRING, 0i64) }));
+        "#;
+    let p = canary_project(SYSCALLS, body, "");
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: ptrace another process: returned
+[WARNING] victim@0.1.0: io_uring_setup: returned
+[WARNING] victim@0.1.0: unshare a user namespace: returned
+[WARNING] victim@0.1.0: TIOCSTI: Inappropriate ioctl for device (os error 25)
+[WARNING] victim@0.1.0: netlink socket: returned
+[WARNING] victim@0.1.0: bpf: Invalid argument (os error 22)
+[WARNING] victim@0.1.0: keyctl: returned
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo("clean").run();
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: ptrace another process: Operation not permitted (os error 1)
+[WARNING] victim@0.1.0: io_uring_setup: Operation not permitted (os error 1)
+[WARNING] victim@0.1.0: unshare a user namespace: Operation not permitted (os error 1)
+[WARNING] victim@0.1.0: TIOCSTI: Operation not permitted (os error 1)
+[WARNING] victim@0.1.0: netlink socket: Operation not permitted (os error 1)
+[WARNING] victim@0.1.0: bpf: Operation not permitted (os error 1)
+[WARNING] victim@0.1.0: keyctl: Operation not permitted (os error 1)
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+}
+
+/// With a `net` grant the script shares the host's network: TCP to the
+/// granted port works, to another port and over UDP it does not.
+fn connects_only_where_granted(runner: &str) {
+    let granted = TcpListener::bind("127.0.0.1:0").unwrap();
+    granted.set_nonblocking(true).unwrap();
+    let other = TcpListener::bind("127.0.0.1:0").unwrap();
+    other.set_nonblocking(true).unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let p = attack_project(&format!(
+        r#"
+        report("tcp granted", std::net::TcpStream::connect({granted:?})
+            .and_then(|mut s| s.write_all(b"CANARY-granted").map(|_| "sent".into())));
+        report("tcp other port", std::net::TcpStream::connect({other:?})
+            .and_then(|mut s| s.write_all(b"CANARY-other").map(|_| "sent".into())));
+        report("udp", std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.send_to(b"CANARY-udp", {udp:?}).map(|_| "sent".into())));
+        "#,
+        granted = granted.local_addr().unwrap().to_string(),
+        other = other.local_addr().unwrap().to_string(),
+        udp = udp.local_addr().unwrap().to_string(),
+    ));
+    p.change_file(
+        ".cargo/config.toml",
+        &format!(
+            "[build-sandbox.allow.victim]\nnet = [\"{}\"]\n",
+            granted.local_addr().unwrap()
+        ),
+    );
+    let received = |listener: &TcpListener| {
+        let mut data = String::new();
+        if let Ok((mut stream, _)) = listener.accept() {
+            stream.set_nonblocking(false).unwrap();
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = stream.read_to_string(&mut data);
+        }
+        data
+    };
+    let received_udp = || {
+        let mut buf = [0; 64];
+        udp.recv(&mut buf)
+            .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+            .unwrap_or_default()
+    };
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: tcp granted: succeeded: sent
+[WARNING] victim@0.1.0: tcp other port: succeeded: sent
+[WARNING] victim@0.1.0: udp: succeeded: sent
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert_eq!(received(&granted), "CANARY-granted");
+    assert_eq!(received(&other), "CANARY-other");
+    assert_eq!(received_udp(), "CANARY-udp");
+    p.cargo("clean").run();
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: tcp granted: succeeded: sent
+[WARNING] victim@0.1.0: tcp other port: blocked: PermissionDenied
+[WARNING] victim@0.1.0: udp: blocked: PermissionDenied
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert_eq!(received(&granted), "CANARY-granted");
+    assert_eq!(received(&other), "");
+    assert_eq!(received_udp(), "");
 }
 
 macro_rules! per_runner {
@@ -654,5 +889,7 @@ mod native {
         forks_a_thousand_processes,
         loops_forever,
         floods_memory_and_output,
+        uses_kernel_interfaces,
+        connects_only_where_granted,
     );
 }

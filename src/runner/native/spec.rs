@@ -453,16 +453,14 @@ mod tests {
 
     #[test]
     fn environment_is_cargos_variables_and_the_granted_ones() {
-        // SAFETY: no other test reads or writes these variables.
-        unsafe {
-            std::env::set_var("BUILD_SANDBOX_SPEC_SECRET", "hunter2");
-            std::env::set_var("BUILD_SANDBOX_SPEC_GRANTED", "yes");
-        }
+        // `cargo test` sets `CARGO_PKG_NAME` and `CARGO_PKG_VERSION` for the test
+        // process; the environment is never changed here (`set_var` races
+        // other threads).
         let dirs = Dirs::new("env");
-        let policy = dirs.policy("env = [\"BUILD_SANDBOX_SPEC_GRANTED\"]");
+        let policy = dirs.policy("env = [\"CARGO_PKG_NAME\"]");
         let env = BTreeMap::from([
             ("OUT_DIR".to_owned(), Some(dirs.root.join("out").into())),
-            ("BUILD_SANDBOX_SPEC_GRANTED".to_owned(), None),
+            ("CARGO_PKG_NAME".to_owned(), None),
         ]);
         let spec = resolve(&policy, &env).unwrap();
         let names: Vec<_> = spec.env.keys().map(String::as_str).collect();
@@ -471,8 +469,8 @@ mod tests {
 
         let env = BTreeMap::from([("OUT_DIR".to_owned(), Some(dirs.root.join("out").into()))]);
         let spec = resolve(&policy, &env).unwrap();
-        assert_eq!(spec.env["BUILD_SANDBOX_SPEC_GRANTED"], "yes");
-        assert!(!spec.env.contains_key("BUILD_SANDBOX_SPEC_SECRET"));
+        assert_eq!(spec.env["CARGO_PKG_NAME"], "build-sandbox");
+        assert!(!spec.env.contains_key("CARGO_PKG_VERSION"));
         assert!(!spec.env.contains_key("PATH"));
     }
 

@@ -307,7 +307,7 @@ fn rustc_env_of_loader_variables_is_refused() {
         .with_stderr_data(str![[r#"
 [COMPILING] foo v0.0.1 ([ROOT]/foo)
 [ERROR] the build script of `foo` may not set `LD_PRELOAD` with `cargo::rustc-env`
-[NOTE] `LD_PRELOAD` [..]
+[NOTE] `LD_PRELOAD` makes the dynamic loader load code into rustc and the programs it runs
 [NOTE] the build script ran in the `noop` sandbox
 
 "#]])
@@ -317,25 +317,44 @@ fn rustc_env_of_loader_variables_is_refused() {
 
 #[cargo_test]
 fn linker_args_that_load_code_need_a_grant() {
+    let canary = paths::root().join("plugin-loaded");
+    let plugin = canary_library(&paths::root(), &canary);
     let p = project()
         .file("src/main.rs", "fn main() {}")
         .file(
             "build.rs",
-            r#"fn main() { println!("cargo::rustc-link-arg=-Wl,-plugin,/tmp/evil.so"); }"#,
+            &format!(
+                r#"fn main() {{
+                    println!("cargo::rustc-link-arg=-fuse-ld=bfd");
+                    println!("cargo::rustc-link-arg=-Wl,-plugin,{}");
+                }}"#,
+                plugin.display()
+            ),
         )
         .build();
+
+    // Without the fork's check, GNU ld loads the plugin: its code runs, outside
+    // any sandbox (ld then gives up on it, as it has no `onload`).
+    p.cargo("build")
+        .with_status(101)
+        .with_stderr_contains("[ERROR] linking with `cc` failed[..]")
+        .run();
+    assert_eq!(fs::read_to_string(&canary).unwrap(), "CANARY-preload");
+    fs::remove_file(&canary).unwrap();
+    p.cargo("clean").run();
 
     p.cargo_sandboxed(Some("noop"), "build")
         .with_status(101)
         .with_stderr_data(str![[r#"
 [COMPILING] foo v0.0.1 ([ROOT]/foo)
-[ERROR] the build script of `foo` may not pass `-Wl,-plugin,/tmp/evil.so` to the linker
-[NOTE] it [..]
+[ERROR] the build script of `foo` may not pass `-Wl,-plugin,[ROOT]/libcanary.so` to the linker
+[NOTE] it makes the linker load a plugin, which runs its code outside the sandbox
 [NOTE] the build script ran in the `noop` sandbox
 [HELP] if `foo` needs it, grant `linker-plugins = true` in `[build-sandbox.allow.foo]` of `.cargo/config.toml`
 
 "#]])
         .run();
+    assert!(!canary.exists());
 
     // Control: an ordinary linker argument passes; granted, so does the
     // plugin (the default `lld` accepts and ignores `-plugin`).

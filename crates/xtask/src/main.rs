@@ -9,10 +9,12 @@
 //! * `install` builds the fork and links it as the rustup toolchain `nightly-fork`;
 //! * `test` builds the fork and runs the workspace's tests against it;
 //! * `bench` builds the fork and measures it (`benches/overhead.rs`);
-//! * `self-host` checks the fork's own tree with every build script sandboxed.
+//! * `self-host` checks the fork's own tree with every build script sandboxed;
+//! * `report` measures the compatibility corpus under each runner into `design/rfc.md`.
 
 mod fork;
 mod install;
+mod report;
 mod self_host;
 mod test;
 mod util;
@@ -52,6 +54,15 @@ enum Command {
     },
     /// Check the fork's own tree with `-Zsandboxed-build-scripts=native`
     SelfHost,
+    /// Measure the compatibility corpus `benches/corpus` under each runner into `design/rfc.md`
+    Report {
+        /// Only the crates marked `quick = true`
+        #[arg(long)]
+        quick: bool,
+        /// The runners to measure (`noop` is always measured first, as the baseline)
+        #[arg(long = "runner", value_name = "RUNNER", default_values = ["noop", "native", "wasmtime"])]
+        runners: Vec<String>,
+    },
     /// Build the fork and run the benchmarks in `benches/` against it
     Bench {
         /// Extra arguments for `cargo bench`
@@ -69,6 +80,7 @@ fn main() -> ExitCode {
         Command::BuildFork => fork::build(&ws).map(|_| ()),
         Command::Install => install::install(&ws),
         Command::SelfHost => self_host::self_host(&ws),
+        Command::Report { quick, runners } => report::report(&ws, quick, &runners),
         Command::Test { args } => return test::test(&ws, &args).unwrap_or_else(report),
         Command::Bench { args } => return test::bench(&ws, &args).unwrap_or_else(report),
     };

@@ -14,9 +14,17 @@
 //!    what the approval grants: a package's declaration never adds to it (it
 //!    only lowers limits), unless the consumer opted into [`Trust::Declared`].
 //!    [`RunnerSelection::choose`] picks the runner.
-//! 3. **Run.** [`runner::create`] makes the [`SandboxRunner`], which refuses a
-//!    policy it cannot enforce ([`SandboxRunner::check`]) and otherwise runs the
-//!    [`Invocation`], streaming output lines to Cargo's callbacks.
+//! 3. **Run.** [`runner::create`] makes the [`runner::SandboxRunner`], which
+//!    refuses a policy it cannot enforce ([`runner::SandboxRunner::check`]) and
+//!    otherwise runs the [`runner::Invocation`], streaming output lines to
+//!    Cargo's callbacks.
+//!
+//! The modules point one way: `policy` (requests, grants, trust, limits, the
+//! effective policy) depends on nothing else here; `runner` (the trait, its
+//! errors, output streaming and the runners) and `build_tool` (what the build
+//! tool does around a run: policing directives, reports, configuration edits,
+//! hints) depend on `policy` only. Policy and build-tool items are used from
+//! the crate root, runner items from [`runner`].
 //!
 //! Around these steps Cargo applies its own policy with the crate's helpers
 //! (see `design/cargo-policy.md`): before any script runs it stops the build if
@@ -32,28 +40,18 @@
 //! consumer grants it more, and a runner that cannot enforce a policy
 //! must refuse to run rather than run with less protection.
 
-mod approval;
-mod config_edit;
-mod directives;
-mod effective;
-mod grants;
-mod hints;
+mod build_tool;
 mod policy;
-mod report;
 pub mod runner;
-mod stream;
 
-pub use approval::{Approval, Trust, grant_snippet};
-pub use config_edit::{ConfigEditError, add_grant};
-pub use directives::{forbidden_link_args, forbidden_rustc_env, neutralize_control};
-pub use effective::{Baseline, EffectivePolicy};
-pub use grants::{Grant, PackageMatcher, RunnerSelection, grants_for};
-pub use hints::suggest_grant;
+pub use build_tool::config_edit::{ConfigEditError, add_grant, grant_snippet};
+pub use build_tool::directives::{forbidden_link_args, forbidden_rustc_env, neutralize_control};
+pub use build_tool::hints::suggest_grant;
+pub use build_tool::report::{ReportEntry, render_report_human, render_report_json};
+pub use policy::effective::{Baseline, EffectivePolicy};
+pub use policy::grants::{Grant, PackageMatcher, RunnerSelection, grants_for};
+pub use policy::trust::{Approval, Trust};
 pub use policy::{
     DEFAULT_OUTPUT_LIMIT, EnvPattern, Limits, NetTarget, PolicyError, Preset, Program, Request,
-};
-pub use report::{ReportEntry, render_report_human, render_report_json};
-pub use runner::{
-    Enforcement, HelperCommand, Invocation, LimitKind, RunError,
-    RunnerContext, RunnerKind, SandboxRunner, Weakening,
+    RunnerKind,
 };

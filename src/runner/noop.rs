@@ -18,9 +18,9 @@
 
 use std::process::{Command, Output, Stdio};
 
-use super::{Enforcement, Invocation, LineCallback, RunError, RunnerKind, SandboxRunner};
-use crate::EffectivePolicy;
-use crate::stream::{Watchdog, stream_output};
+use super::{Invocation, LineCallback, RunError, SandboxRunner};
+use crate::{EffectivePolicy, RunnerKind};
+use crate::runner::stream::{Watchdog, stream_output};
 
 /// Runs build scripts unconfined.
 #[derive(Clone, Copy, Debug, Default)]
@@ -31,9 +31,6 @@ impl SandboxRunner for NoopRunner {
         RunnerKind::Noop
     }
 
-    fn enforcement(&self) -> Enforcement {
-        Enforcement::default()
-    }
 
     fn check(&self, _policy: &EffectivePolicy) -> anyhow::Result<()> {
         Ok(())
@@ -96,7 +93,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::runner::{DEFAULT_OUTPUT_LIMIT, LimitKind};
+    use crate::DEFAULT_OUTPUT_LIMIT;
+    use crate::runner::LimitKind;
     use crate::{Baseline, Request};
 
     fn policy() -> EffectivePolicy {
@@ -201,7 +199,7 @@ mod tests {
 
     fn limited(limits: &str) -> EffectivePolicy {
         let text = format!("limits = {{ {limits} }}");
-        policy_with(Request::from_toml(&toml::Value::Table(text.parse().unwrap())).unwrap())
+        policy_with(Request::parse_at(&text, "/"))
     }
 
     #[test]

@@ -59,7 +59,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::runner::{LimitKind, Weakening, display_size};
+use crate::policy::display_size;
+use crate::runner::{LimitKind, Weakening};
 
 /// How long dropping [`RunCgroups`] waits for a cgroup to become empty.
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -54,6 +54,7 @@ use landlock::{
 
 use super::kernel::landlock_ruleset;
 use super::spec::{ConfinementSpec, Network, PathAccess};
+use super::sys::{check, pipe};
 use super::{cgroup, seccomp};
 
 /// The largest spec the helper reads; environments are large, but not this large.
@@ -361,14 +362,6 @@ fn fork() -> io::Result<libc::pid_t> {
     Ok(pid)
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for two descriptors, which this process then owns.
-    unsafe {
-        check(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
-        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
-    }
-}
 
 #[cfg(target_env = "gnu")]
 type Resource = libc::__rlimit_resource_t;
@@ -392,11 +385,3 @@ fn set_limit(resource: Resource, name: &str, value: u64) -> anyhow::Result<()> {
     }
 }
 
-/// Turns a `-1` return of a system call into the error in `errno`.
-fn check(result: libc::c_int) -> io::Result<()> {
-    if result < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}

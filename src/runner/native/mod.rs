@@ -8,7 +8,7 @@
 //! 2. creates the run's cgroups ([`cgroup`]): the process limit and the memory
 //!    limit of the script's whole process tree;
 //! 3. starts the *helper*: Cargo's own executable again, with [`HELPER_ARG`]
-//!    (see [`crate::RunnerContext`]), in a session of its own, and writes the
+//!    (see [`crate::runner::RunnerContext`]), in a session of its own, and writes the
 //!    spec as JSON to its stdin; the helper moves itself into the cgroups the
 //!    spec names before it starts any process. It also gets a status pipe;
 //! 4. streams the script's output like the `noop` runner, while a watchdog kills
@@ -23,7 +23,7 @@
 //! process that takes every process of the script down with it.
 //!
 //! What the system cannot enforce is refused by [`NativeRunner`]'s `check`
-//! (fail closed), unless the user allowed the [`Weakening`](crate::Weakening):
+//! (fail closed), unless the user allowed the [`Weakening`](crate::runner::Weakening):
 //! the process limit when Cargo runs as root without a `pids` cgroup, a memory
 //! limit without a `memory` cgroup (see the module `cgroup`), and the landlock
 //! restrictions of ABI 6 on an older kernel (see the module `kernel`: with
@@ -48,6 +48,8 @@ mod run;
 mod seccomp;
 #[cfg(target_os = "linux")]
 mod spec;
+#[cfg(target_os = "linux")]
+mod sys;
 
 #[cfg(target_os = "linux")]
 pub use run::NativeRunner;

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -22,13 +22,14 @@ use landlock::ABI;
 
 use super::cgroup::{Plan, RunCgroups};
 use super::kernel;
+use super::sys::{check, pipe};
 use super::spec::{ConfinementSpec, DEFAULT_PROCESSES, PathAccess};
-use crate::EffectivePolicy;
+use crate::{EffectivePolicy, RunnerKind};
 use crate::runner::{
-    Enforcement, HelperCommand, Invocation, LineCallback, RunError, RunnerKind, SandboxRunner,
+    HelperCommand, Invocation, LineCallback, RunError, SandboxRunner,
     Weakening, reset_temp_dir,
 };
-use crate::stream::{Watchdog, stream_output};
+use crate::runner::stream::{Watchdog, stream_output};
 
 /// Runs build scripts confined by namespaces, landlock and seccomp.
 #[derive(Clone, Debug)]
@@ -65,16 +66,6 @@ impl SandboxRunner for NativeRunner {
         RunnerKind::Native
     }
 
-    fn enforcement(&self) -> Enforcement {
-        Enforcement {
-            filesystem: true,
-            environment: true,
-            network: true,
-            programs: true,
-            determinism: false,
-            limits: true,
-        }
-    }
 
     fn check(&self, policy: &EffectivePolicy) -> anyhow::Result<()> {
         self.plan(policy).map(drop)
@@ -252,22 +243,7 @@ fn share_jobserver(command: &Command, spec: &mut ConfinementSpec) {
     spec.keep_fds.dedup();
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for two descriptors, which this process then owns.
-    unsafe {
-        check(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
-        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
-    }
-}
 
-fn check(result: libc::c_int) -> io::Result<()> {
-    if result < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
 
 #[cfg(test)]
 mod tests {

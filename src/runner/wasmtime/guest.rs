@@ -20,8 +20,9 @@ use wasmtime_wasi::{
 };
 
 use super::output::GuestOutput;
-use crate::stream::Pipe;
-use crate::{Invocation, NetTarget};
+use crate::runner::stream::Pipe;
+use crate::NetTarget;
+use crate::runner::Invocation;
 
 /// The data of a run's store.
 pub(super) struct Guest {
@@ -130,16 +131,10 @@ pub(super) fn wasi_ctx(
     // A directory both readable and writable is preopened read-write; wasi-libc
     // resolves an absolute path with the longest preopen that is a prefix of it.
     let mut dirs: BTreeMap<&Path, FsPerms> = BTreeMap::new();
-    let read = std::iter::once(&baseline.package_root)
-        .chain(&baseline.dependency_out_dirs)
-        .chain(&policy.granted.read);
-    for path in read {
-        dirs.entry(path).or_insert(FsPerms::ReadOnly);
+    for path in policy.readable() {
+        dirs.insert(path, FsPerms::ReadOnly);
     }
-    let write = [&baseline.out_dir, &baseline.temp_dir]
-        .into_iter()
-        .chain(&policy.granted.write);
-    for path in write {
+    for path in policy.writable() {
         dirs.insert(path, FsPerms::ReadWrite);
     }
     for (path, perms) in &dirs {

@@ -42,9 +42,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use super::{
-    Enforcement, Invocation, LineCallback, RunError, RunnerContext, RunnerKind, SandboxRunner,
+    Invocation, LineCallback, RunError, RunnerContext, SandboxRunner,
 };
-use crate::EffectivePolicy;
+use crate::policy::effective::resolved;
+use crate::{EffectivePolicy, RunnerKind};
 
 mod compile;
 mod guest;
@@ -83,16 +84,6 @@ impl SandboxRunner for WasmtimeRunner {
         RunnerKind::Wasmtime
     }
 
-    fn enforcement(&self) -> Enforcement {
-        Enforcement {
-            filesystem: true,
-            environment: true,
-            network: true,
-            programs: true,
-            determinism: true,
-            limits: true,
-        }
-    }
 
     fn check(&self, policy: &EffectivePolicy) -> anyhow::Result<()> {
         let granted = &policy.granted;
@@ -118,17 +109,7 @@ impl SandboxRunner for WasmtimeRunner {
                  `[build-sandbox]` of `.cargo/config.toml` for every package"
             );
         }
-        let baseline = &policy.baseline;
-        let paths = [
-            &baseline.package_root,
-            &baseline.out_dir,
-            &baseline.temp_dir,
-        ]
-        .into_iter()
-        .chain(&baseline.dependency_out_dirs)
-        .chain(&granted.read)
-        .chain(&granted.write);
-        for path in paths {
+        for path in policy.readable() {
             if path.to_str().is_none() {
                 anyhow::bail!(
                     "the `wasmtime` sandbox runner cannot grant `{}`\n\
@@ -162,12 +143,8 @@ impl SandboxRunner for WasmtimeRunner {
 /// Refuses a policy that lets the script write into the compiled-component
 /// cache: the runner runs the machine code it finds there, outside the sandbox.
 fn check_cache_dir(policy: &EffectivePolicy, cache_dir: &Path) -> anyhow::Result<()> {
-    let baseline = &policy.baseline;
     let cache_dir = resolved(cache_dir);
-    let writable = [&baseline.out_dir, &baseline.temp_dir]
-        .into_iter()
-        .chain(&policy.granted.write);
-    for path in writable {
+    for path in policy.writable() {
         let path = resolved(path);
         if cache_dir.starts_with(&path) || path.starts_with(&cache_dir) {
             anyhow::bail!(
@@ -179,24 +156,6 @@ fn check_cache_dir(policy: &EffectivePolicy, cache_dir: &Path) -> anyhow::Result
         }
     }
     Ok(())
-}
-
-/// `path` with symbolic links resolved as far as it exists.
-fn resolved(path: &Path) -> PathBuf {
-    let mut existing = path;
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = existing.canonicalize() {
-            return rest.iter().rev().fold(real, |path, name| path.join(name));
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name);
-                existing = parent;
-            }
-            _ => return path.to_path_buf(),
-        }
-    }
 }
 
 fn quoted<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {

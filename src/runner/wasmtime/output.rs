@@ -20,7 +20,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 use super::run::Ending;
-use crate::stream::Pipe;
+use crate::runner::stream::Pipe;
 
 /// What the worker thread sends to the calling thread.
 pub(super) enum Event {

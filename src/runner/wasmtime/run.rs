@@ -18,11 +18,10 @@ use wasmtime_wasi::p2::bindings::sync::Command;
 use super::compile;
 use super::guest::{self, Guest};
 use super::output::{Event, GuestOutput};
-use crate::runner::{
-    DEFAULT_OUTPUT_LIMIT, Invocation, LimitKind, LineCallback, RunError, display_duration,
-    display_size, reset_temp_dir,
-};
-use crate::stream::{LineDelivery, Pipe};
+use crate::DEFAULT_OUTPUT_LIMIT;
+use crate::policy::{display_duration, display_size};
+use crate::runner::{Invocation, LimitKind, LineCallback, RunError, reset_temp_dir};
+use crate::runner::stream::{LineDelivery, Pipe};
 
 /// How the guest ended, as the worker thread saw it.
 pub(super) enum Ending {

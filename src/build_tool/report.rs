@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::runner::{display_duration, display_size};
+use crate::policy::{display_duration, display_size};
 use crate::{Approval, Request, RunnerKind, Trust};
 
 /// One package with a build script.
@@ -163,9 +163,7 @@ mod tests {
     use super::*;
 
     fn request(text: &str) -> Request {
-        let mut request = Request::from_toml(&toml::Value::Table(text.parse().unwrap())).unwrap();
-        request.resolve_paths(Path::new("/ws/pkg"));
-        request
+        Request::parse_at(text, "/ws/pkg")
     }
 
     fn entries(trust: Trust) -> Vec<ReportEntry> {

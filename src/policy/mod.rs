@@ -16,10 +16,15 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 
-use crate::RunnerKind;
-use crate::runner::{display_duration, display_size};
+pub use self::limits::{DEFAULT_OUTPUT_LIMIT, Limits};
+pub(crate) use self::limits::{display_duration, display_size};
+
+mod limits;
+
+pub mod effective;
+pub mod grants;
+pub mod trust;
 
 /// The keys of `[package.build-sandbox]` and `[build-sandbox.allow.<package>]`.
 const REQUEST_KEYS: &[&str] = &[
@@ -35,8 +40,6 @@ const REQUEST_KEYS: &[&str] = &[
     "linker-plugins",
     "limits",
 ];
-/// The keys of the nested `limits` table.
-const LIMIT_KEYS: &[&str] = &["time", "memory", "output"];
 
 /// Capabilities asked for by a package, or granted to one by a consumer.
 ///
@@ -79,11 +82,10 @@ impl Request {
             let at = [key.as_str()];
             match key.as_str() {
                 "runner" => {
+                    // A package says what it was tested with: a sandbox, not `noop`.
                     let name = expect_str(value, &at)?;
-                    let runner = match name {
-                        "wasmtime" => RunnerKind::Wasmtime,
-                        "native" => RunnerKind::Native,
-                        _ => {
+                    match name.parse() {
+                        Ok(RunnerKind::Noop) | Err(_) => {
                             return Err(PolicyError::new(
                                 &at,
                                 format!(
@@ -91,8 +93,8 @@ impl Request {
                                 ),
                             ));
                         }
-                    };
-                    request.runner = Some(runner);
+                        Ok(runner) => request.runner = Some(runner),
+                    }
                 }
                 "read" => request.read = parse_list(value, &at, parse_path)?,
                 "write" => request.write = parse_list(value, &at, parse_path)?,
@@ -242,6 +244,19 @@ impl Request {
     }
 }
 
+#[cfg(test)]
+impl Request {
+    /// A request from the text of a table, with relative paths resolved
+    /// against `base`, for tests.
+    pub(crate) fn parse_at(text: &str, base: &str) -> Request {
+        let table = text.parse().expect("test requests are valid TOML");
+        let mut request =
+            Request::from_toml(&toml::Value::Table(table)).expect("test requests are valid");
+        request.resolve_paths(Path::new(base));
+        request
+    }
+}
+
 /// Every key, always present: `runner` and unset limits are `null`, empty
 /// lists `[]`; key names as in TOML (`linker-plugins`), limits as written
 /// (`"60s"`, `"16MiB"`).
@@ -251,100 +266,48 @@ impl serde::Serialize for Request {
     }
 }
 
-/// Resource limits for one build-script run; `None` means the runner's default.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Limits {
-    /// Wall-clock time.
-    pub time: Option<Duration>,
-    /// Memory, in bytes.
-    pub memory: Option<u64>,
-    /// Combined size of stdout and stderr, in bytes.
-    pub output: Option<u64>,
+/// The runners this crate knows of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RunnerKind {
+    /// No sandbox: the build script runs as Cargo runs it without the feature.
+    Noop,
+    /// The build script compiled to `wasm32-wasip2`, run by wasmtime under WASI.
+    Wasmtime,
+    /// The native build script confined by the operating system.
+    Native,
 }
 
-impl Limits {
-    fn from_toml(value: &toml::Value) -> Result<Limits, PolicyError> {
-        let mut limits = Limits::default();
-        for (key, value) in expect_table(value, &["limits"])? {
-            let at = ["limits", key.as_str()];
-            match key.as_str() {
-                "time" => limits.time = Some(parse_duration(expect_str(value, &at)?, &at)?),
-                "memory" => limits.memory = Some(parse_size(expect_str(value, &at)?, &at)?),
-                "output" => limits.output = Some(parse_size(expect_str(value, &at)?, &at)?),
-                _ => return Err(PolicyError::unknown_key(&at, LIMIT_KEYS)),
-            }
-        }
-        Ok(limits)
-    }
-
-    fn merge(&mut self, other: &Limits) {
-        *self = other.or(self);
-    }
-
-    /// The limits a build script has when nobody sets one: its output is
-    /// limited to [`DEFAULT_OUTPUT_LIMIT`] (Cargo keeps it in memory); time
-    /// and memory are not limited.
-    pub const BUILT_IN: Limits = Limits {
-        time: None,
-        memory: None,
-        output: Some(DEFAULT_OUTPUT_LIMIT),
-    };
-
-    /// Each limit of `self`, or of `fallback` where `self` has none.
-    pub fn or(&self, fallback: &Limits) -> Limits {
-        Limits {
-            time: self.time.or(fallback.time),
-            memory: self.memory.or(fallback.memory),
-            output: self.output.or(fallback.output),
-        }
-    }
-
-    /// The consumer's limits (`self`, with [`Limits::BUILT_IN`] where unset)
-    /// lowered by a package's `declared` ones: each is the smaller of the two.
-    /// A package can only restrict itself. A limit that neither sets stays
-    /// unset, so that the runner applies its built-in one.
-    pub fn lowered_by(&self, declared: &Limits) -> Limits {
-        fn lower<T: Ord + Copy>(consumer: Option<T>, built_in: Option<T>, declared: Option<T>) -> Option<T> {
-            match (consumer.or(built_in), declared) {
-                (Some(ceiling), Some(declared)) => Some(ceiling.min(declared)),
-                (_, None) => consumer,
-                (None, declared) => declared,
-            }
-        }
-        let built_in = Limits::BUILT_IN;
-        Limits {
-            time: lower(self.time, built_in.time, declared.time),
-            memory: lower(self.memory, built_in.memory, declared.memory),
-            output: lower(self.output, built_in.output, declared.output),
-        }
-    }
-
-    /// The limits of `self` that are higher than `ceiling`'s (with
-    /// [`Limits::BUILT_IN`] where `ceiling` has none): what a declaration asks
-    /// beyond what the consumer allows.
-    pub fn above(&self, ceiling: &Limits) -> Limits {
-        fn above<T: Ord + Copy>(limit: Option<T>, ceiling: Option<T>) -> Option<T> {
-            limit.filter(|limit| ceiling.is_some_and(|ceiling| *limit > ceiling))
-        }
-        let ceiling = ceiling.or(&Limits::BUILT_IN);
-        Limits {
-            time: above(self.time, ceiling.time),
-            memory: above(self.memory, ceiling.memory),
-            output: above(self.output, ceiling.output),
+impl RunnerKind {
+    /// The name used on the command line and in configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunnerKind::Noop => "noop",
+            RunnerKind::Wasmtime => "wasmtime",
+            RunnerKind::Native => "native",
         }
     }
 }
 
-/// The output limit of a build script whose policy sets none: 64 MiB of
-/// stdout and stderr together.
-///
-/// Cargo keeps a build script's whole output in memory (and writes it to the
-/// `output` file in the build directory), so without a limit a script could
-/// exhaust Cargo's memory by printing. Real build scripts print kilobytes; a
-/// `-vv` build of a large `cc` compilation with warnings a few megabytes. The
-/// limit is far above that, and `-j` scripts at a time stay within a few
-/// hundred megabytes at worst.
-pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 << 20;
+impl FromStr for RunnerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "noop" => Ok(RunnerKind::Noop),
+            "wasmtime" => Ok(RunnerKind::Wasmtime),
+            "native" => Ok(RunnerKind::Native),
+            _ => Err(format!(
+                "unknown sandbox runner `{s}`, expected `noop`, `wasmtime` or `native`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RunnerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// An environment variable name, or a `PREFIX_*` pattern.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -554,7 +517,7 @@ impl PolicyError {
         }
     }
 
-    fn unknown_key(path: &[&str], expected: &[&str]) -> PolicyError {
+    pub(crate) fn unknown_key(path: &[&str], expected: &[&str]) -> PolicyError {
         let key = path.last().copied().unwrap_or_default();
         let expected = expected
             .iter()
@@ -607,13 +570,13 @@ fn invalid_type(value: &toml::Value, expected: &str, at: &[&str]) -> PolicyError
     )
 }
 
-fn expect_table<'a>(value: &'a toml::Value, at: &[&str]) -> Result<&'a toml::Table, PolicyError> {
+pub(crate) fn expect_table<'a>(value: &'a toml::Value, at: &[&str]) -> Result<&'a toml::Table, PolicyError> {
     value
         .as_table()
         .ok_or_else(|| invalid_type(value, "a table", at))
 }
 
-fn expect_str<'a>(value: &'a toml::Value, at: &[&str]) -> Result<&'a str, PolicyError> {
+pub(crate) fn expect_str<'a>(value: &'a toml::Value, at: &[&str]) -> Result<&'a str, PolicyError> {
     value
         .as_str()
         .ok_or_else(|| invalid_type(value, "a string", at))
@@ -681,72 +644,10 @@ fn normalize(path: &Path) -> PathBuf {
     normalized
 }
 
-fn parse_duration(s: &str, at: &[&str]) -> Result<Duration, PolicyError> {
-    let invalid = || {
-        PolicyError::new(
-            at,
-            format!(
-                "invalid duration `{s}`: expected a number followed by `ms`, `s`, `m` or `h`, e.g. `60s`"
-            ),
-        )
-    };
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
-    let (number, unit) = s.split_at(split);
-    let number: u64 = number.parse().map_err(|_| invalid())?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(number),
-        "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number.saturating_mul(60)),
-        "h" => Duration::from_secs(number.saturating_mul(3600)),
-        _ => return Err(invalid()),
-    };
-    if duration.is_zero() {
-        return Err(PolicyError::new(
-            at,
-            format!("invalid duration `{s}`: must be more than zero"),
-        ));
-    }
-    Ok(duration)
-}
-
-fn parse_size(s: &str, at: &[&str]) -> Result<u64, PolicyError> {
-    let invalid = || {
-        PolicyError::new(
-            at,
-            format!(
-                "invalid size `{s}`: expected a number followed by `B`, `KiB`, `MiB`, `GiB`, \
-                 `KB`, `MB` or `GB`, e.g. `512MiB`"
-            ),
-        )
-    };
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
-    let (number, unit) = s.split_at(split);
-    let number: u64 = number.parse().map_err(|_| invalid())?;
-    let multiplier: u64 = match unit.trim_start() {
-        "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        _ => return Err(invalid()),
-    };
-    match number.checked_mul(multiplier) {
-        Some(0) => Err(PolicyError::new(
-            at,
-            format!("invalid size `{s}`: must be more than zero"),
-        )),
-        Some(bytes) => Ok(bytes),
-        None => Err(PolicyError::new(
-            at,
-            format!("invalid size `{s}`: too large"),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn parse(text: &str) -> Result<Request, PolicyError> {

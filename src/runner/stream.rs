@@ -26,9 +26,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use crate::runner::{
-    DEFAULT_OUTPUT_LIMIT, LimitKind, LineCallback, RunError, display_duration, display_size,
-};
+use crate::DEFAULT_OUTPUT_LIMIT;
+use crate::policy::{display_duration, display_size};
+use crate::runner::{LimitKind, LineCallback, RunError};
 
 /// Limits enforced while streaming, and how to stop the process tree.
 pub(crate) struct Watchdog<'a> {

@@ -18,14 +18,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::str::FromStr;
-use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::EffectivePolicy;
+use crate::{EffectivePolicy, RunnerKind};
 
 pub mod native;
 mod noop;
+pub(crate) mod stream;
 #[cfg(unix)]
 pub mod wasmtime;
 
@@ -35,71 +35,9 @@ pub use self::wasmtime::WasmtimeRunner;
 pub use native::NativeRunner;
 pub use noop::NoopRunner;
 
-pub use crate::policy::DEFAULT_OUTPUT_LIMIT;
 
 /// A line callback: receives one line without its line terminator.
 pub type LineCallback<'a> = &'a mut dyn FnMut(&str) -> anyhow::Result<()>;
-
-/// The runners this crate knows of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RunnerKind {
-    /// No sandbox: the build script runs as Cargo runs it without the feature.
-    Noop,
-    /// The build script compiled to `wasm32-wasip2`, run by wasmtime under WASI.
-    Wasmtime,
-    /// The native build script confined by the operating system.
-    Native,
-}
-
-impl RunnerKind {
-    /// The name used on the command line and in configuration.
-    pub fn name(self) -> &'static str {
-        match self {
-            RunnerKind::Noop => "noop",
-            RunnerKind::Wasmtime => "wasmtime",
-            RunnerKind::Native => "native",
-        }
-    }
-}
-
-impl FromStr for RunnerKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "noop" => Ok(RunnerKind::Noop),
-            "wasmtime" => Ok(RunnerKind::Wasmtime),
-            "native" => Ok(RunnerKind::Native),
-            _ => Err(format!(
-                "unknown sandbox runner `{s}`, expected `noop`, `wasmtime` or `native`"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for RunnerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// What a runner can enforce; each field says whether the corresponding part
-/// of a policy is enforced (`true`) or simply not restricted (`false`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Enforcement {
-    /// Reads and writes are limited to the policy's paths.
-    pub filesystem: bool,
-    /// The script sees only Cargo's variables and the granted ones.
-    pub environment: bool,
-    /// Connections are limited to the granted endpoints.
-    pub network: bool,
-    /// Only granted programs can be executed.
-    pub programs: bool,
-    /// Without `clock`/`random`, time and randomness are deterministic.
-    pub determinism: bool,
-    /// Time, memory and output limits are applied.
-    pub limits: bool,
-}
 
 /// One build-script execution, as Cargo would perform it.
 #[derive(Debug)]
@@ -207,35 +145,6 @@ impl LimitKind {
     }
 }
 
-/// Writes a duration in seconds, or milliseconds if it has a fraction, e.g. `60s`.
-pub(crate) fn display_duration(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    if millis.is_multiple_of(1_000) {
-        format!("{}s", millis / 1_000)
-    } else {
-        format!("{millis}ms")
-    }
-}
-
-/// Writes a size in the largest unit of `limits.memory` that divides it, e.g. `16MiB`.
-pub(crate) fn display_size(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 6] = [
-        (1 << 30, "GiB"),
-        (1_000_000_000, "GB"),
-        (1 << 20, "MiB"),
-        (1_000_000, "MB"),
-        (1 << 10, "KiB"),
-        (1_000, "KB"),
-    ];
-    UNITS
-        .into_iter()
-        .find(|(unit, _)| bytes.is_multiple_of(*unit))
-        .map_or_else(
-            || format!("{bytes}B"),
-            |(unit, name)| format!("{}{name}", bytes / unit),
-        )
-}
-
 impl std::error::Error for RunError {}
 
 /// Empties the script's private temporary directory, creating it if needed.
@@ -256,9 +165,6 @@ pub(crate) fn reset_temp_dir(dir: &Path) -> anyhow::Result<()> {
 pub trait SandboxRunner: Send + Sync {
     /// Which runner this is.
     fn kind(&self) -> RunnerKind;
-
-    /// What this runner enforces.
-    fn enforcement(&self) -> Enforcement;
 
     /// Refuses a policy this runner cannot enforce or satisfy, saying why.
     ///
@@ -417,16 +323,6 @@ fn create_native(_context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunn
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limits_are_displayed_as_written() {
-        assert_eq!(display_duration(Duration::from_secs(60)), "60s");
-        assert_eq!(display_duration(Duration::from_millis(1500)), "1500ms");
-        assert_eq!(display_size(16 << 20), "16MiB");
-        assert_eq!(display_size(1 << 30), "1GiB");
-        assert_eq!(display_size(5_000_000), "5MB");
-        assert_eq!(display_size(1234), "1234B");
-    }
 
     #[test]
     fn weakenings_are_named_in_kebab_case() {

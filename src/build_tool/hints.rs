@@ -61,22 +61,11 @@ fn absolute_paths(line: &str) -> impl Iterator<Item = PathBuf> + '_ {
 }
 
 fn is_writable(policy: &EffectivePolicy, path: &Path) -> bool {
-    let baseline = &policy.baseline;
-    [&baseline.out_dir, &baseline.temp_dir]
-        .into_iter()
-        .chain(&policy.granted.write)
-        .any(|dir| path.starts_with(dir))
+    policy.writable().any(|dir| path.starts_with(dir))
 }
 
 fn is_readable(policy: &EffectivePolicy, path: &Path) -> bool {
-    let baseline = &policy.baseline;
-    is_writable(policy, path)
-        || path.starts_with(&baseline.package_root)
-        || baseline
-            .dependency_out_dirs
-            .iter()
-            .chain(&policy.granted.read)
-            .any(|dir| path.starts_with(dir))
+    policy.readable().any(|dir| path.starts_with(dir))
 }
 
 #[cfg(test)]

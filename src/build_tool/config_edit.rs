@@ -55,6 +55,26 @@ impl fmt::Display for ConfigEditError {
 
 impl std::error::Error for ConfigEditError {}
 
+/// Ready-to-paste configuration granting each `(package key, request)`:
+/// one `[build-sandbox.allow."<key>"]` table per entry, in the given order,
+/// with the keys of [`Request::to_toml_table`]. The key is what a consumer
+/// would write, e.g. `openssl-sys@0.9.109` (a caret requirement: it keeps
+/// applying to `0.9.110`, whose new requests are checked again, but not to
+/// `0.10.0`).
+pub fn grant_snippet(entries: &[(String, Request)]) -> String {
+    let mut allow = toml_edit::Table::new();
+    allow.set_implicit(true);
+    for (key, request) in entries {
+        allow.insert(key, toml_edit::Item::Table(request.to_toml_table()));
+    }
+    let mut sandbox = toml_edit::Table::new();
+    sandbox.set_implicit(true);
+    sandbox.insert("allow", toml_edit::Item::Table(allow));
+    let mut document = toml_edit::DocumentMut::new();
+    document.insert("build-sandbox", toml_edit::Item::Table(sandbox));
+    document.to_string()
+}
+
 /// `config` with `additions` added to `[build-sandbox.allow."<package_key>"]`.
 ///
 /// `package_key` is written as given (`name`, `name@req` or `*`); Cargo
@@ -248,10 +268,17 @@ fn set_value(
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::{Approval, Grant, grants_for};
+
+    fn request(text: &str) -> Request {
+        Request::parse_at(text, "/ws/pkg")
+    }
 
     fn additions(text: &str) -> Request {
-        Request::from_toml(&toml::Value::Table(text.parse().unwrap())).unwrap()
+        Request::parse_at(text, "")
     }
 
     fn add(config: &str, key: &str, text: &str) -> String {
@@ -419,5 +446,66 @@ clock = false
             add_grant("", "foo", &runner).unwrap_err().to_string(),
             "a grant cannot choose the runner\nhelp: set `build-sandbox.runner` instead"
         );
+    }
+
+    #[test]
+    fn snippet_has_fixed_key_order() {
+        let missing = request(
+            "linker-plugins = true\nrun = [\"cc\"]\nread = [\"/usr/include\"]\nclock = true",
+        );
+        let snippet = grant_snippet(&[
+            ("openssl-sys@0.9.109".to_owned(), missing),
+            ("ring".to_owned(), request("env = [\"CC\"]")),
+        ]);
+        assert_eq!(
+            snippet,
+            "[build-sandbox.allow.\"openssl-sys@0.9.109\"]\n\
+             read = [\"/usr/include\"]\n\
+             run = [\"cc\"]\n\
+             clock = true\n\
+             linker-plugins = true\n\
+             \n\
+             [build-sandbox.allow.ring]\n\
+             env = [\"CC\"]\n"
+        );
+        assert_eq!(grant_snippet(&[]), "");
+    }
+
+    #[test]
+    fn snippet_round_trips_through_grants() {
+        let missing = request(
+            "read = [\"/usr/include\", \"/opt/sdk \\\"quoted\\\"\"]\nwrite = [\"/ws/gen\"]\n\
+             env = [\"CC\", \"PROTOC_*\"]\nrun = [\"cc\", \"/usr/bin/protoc\"]\n\
+             net = [\"[::1]:80\", \"example.com:443\"]\npresets = [\"cc\", \"rustc-probe\"]\n\
+             clock = true\nrandom = true\nlinker-plugins = true\n\
+             limits = { output = \"1000GB\" }",
+        );
+        let key = "openssl-sys@0.9.109".to_owned();
+        let snippet = grant_snippet(&[(key.clone(), missing.clone())]);
+        let config: toml::Table = snippet.parse().unwrap();
+        let allow = config["build-sandbox"]["allow"].as_table().unwrap();
+        let grants: Vec<Grant> = allow
+            .iter()
+            .map(|(key, value)| Grant::from_toml(key, value, Path::new("/elsewhere")).unwrap())
+            .collect();
+        assert_eq!(grants.len(), 1);
+        assert_eq!(grants[0].request, missing);
+        let version = |v: &str| semver::Version::parse(v).unwrap();
+        let declared = missing.clone();
+        let unapproved_at = |v: &str| {
+            let v = version(v);
+            let consumer = Approval {
+                grants: grants_for(&grants, "openssl-sys", &v)
+                    .map(|grant| grant.request.clone())
+                    .collect(),
+                ..Approval::default()
+            };
+            consumer.unapproved(&declared, Path::new("/ws/pkg"))
+        };
+        assert!(unapproved_at("0.9.109").is_empty());
+        assert!(unapproved_at("0.9.110").is_empty());
+        // The grant stops applying when the version leaves the requirement.
+        assert_eq!(unapproved_at("0.10.0"), missing);
+        assert_eq!(unapproved_at("0.9.108"), missing);
     }
 }

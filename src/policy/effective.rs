@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::runner::{display_duration, display_size};
+use crate::policy::{display_duration, display_size};
 use crate::{Approval, Limits, Request};
 
 /// What every sandboxed build script may use, whatever it declares.
@@ -56,6 +56,17 @@ impl EffectivePolicy {
             baseline,
             granted: approval.granted(declared),
         }
+    }
+
+    /// Every path the script may read: its package root, the `OUT_DIR`s of
+    /// the scripts it gets `DEP_*` metadata from, the `read` grants, and every
+    /// path it may write.
+    pub fn readable(&self) -> impl Iterator<Item = &Path> {
+        std::iter::once(&self.baseline.package_root)
+            .chain(&self.baseline.dependency_out_dirs)
+            .chain(&self.granted.read)
+            .map(PathBuf::as_path)
+            .chain(self.writable())
     }
 
     /// Every path the script may write: its `OUT_DIR`, its temporary
@@ -134,15 +145,11 @@ impl fmt::Display for EffectivePolicy {
                 .collect::<Vec<_>>()
                 .join(", ")
         }
-        let baseline = &self.baseline;
-        let read = std::iter::once(&baseline.package_root)
-            .chain(&baseline.dependency_out_dirs)
-            .chain(&self.granted.read);
-        let write = [&baseline.out_dir, &baseline.temp_dir]
-            .into_iter()
-            .chain(&self.granted.write);
+        let writable = self.writable().count();
+        let read_only = self.readable().count() - writable;
+        let read = self.readable().take(read_only);
         write!(f, "read [{}]", list(read.map(|p| p.display())))?;
-        write!(f, "; write [{}]", list(write.map(|p| p.display())))?;
+        write!(f, "; write [{}]", list(self.writable().map(|p| p.display())))?;
         if !self.granted.env.is_empty() {
             write!(f, "; env [{}]", list(&self.granted.env))?;
         }
@@ -184,16 +191,13 @@ impl fmt::Display for EffectivePolicy {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::time::Duration;
 
     use super::*;
     use crate::Trust;
 
     fn request(text: &str, base: &str) -> Request {
-        let mut request = Request::from_toml(&toml::Value::Table(text.parse().unwrap())).unwrap();
-        request.resolve_paths(Path::new(base));
-        request
+        Request::parse_at(text, base)
     }
 
     fn baseline() -> Baseline {

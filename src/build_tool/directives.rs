@@ -380,7 +380,10 @@ mod tests {
         }
         assert_eq!(offending(&["-o", "/tmp/x"]).as_deref(), Some("-o /tmp/x"));
         // Options that only look alike.
-        assert_eq!(check(&["-Wl,--no-undefined", "-Wl,-O1", "-Wl,--omagic"]), None);
+        assert_eq!(
+            check(&["-Wl,--no-undefined", "-Wl,-O1", "-Wl,--omagic"]),
+            None
+        );
     }
 
     #[test]

@@ -133,12 +133,18 @@ mod tests {
         );
         // `ENOTUNIQ` on Linux, not a denial.
         assert_eq!(
-            suggest_grant(&policy(), &failed("/opt/x: Name not unique on network (os error 76)\n")),
+            suggest_grant(
+                &policy(),
+                &failed("/opt/x: Name not unique on network (os error 76)\n")
+            ),
             None
         );
         assert!(
-            suggest_grant(&policy(), &failed("/opt/x: Capabilities insufficient (os error 76)\n"))
-                .is_some()
+            suggest_grant(
+                &policy(),
+                &failed("/opt/x: Capabilities insufficient (os error 76)\n")
+            )
+            .is_some()
         );
         assert_eq!(
             suggest_grant(

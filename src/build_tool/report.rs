@@ -71,9 +71,9 @@ pub fn render_report_human(trust: Trust, entries: &[ReportEntry]) -> String {
         Trust::Approved => String::from(
             "trust: approved (build scripts get what `[build-sandbox.allow]` grants)\n",
         ),
-        Trust::Declared => String::from(
-            "trust: declared (build scripts also get what their packages declare)\n",
-        ),
+        Trust::Declared => {
+            String::from("trust: declared (build scripts also get what their packages declare)\n")
+        }
     };
     for entry in entries {
         // Writing to a `String` cannot fail.

@@ -149,7 +149,11 @@ impl fmt::Display for EffectivePolicy {
         let read_only = self.readable().count() - writable;
         let read = self.readable().take(read_only);
         write!(f, "read [{}]", list(read.map(|p| p.display())))?;
-        write!(f, "; write [{}]", list(self.writable().map(|p| p.display())))?;
+        write!(
+            f,
+            "; write [{}]",
+            list(self.writable().map(|p| p.display()))
+        )?;
         if !self.granted.env.is_empty() {
             write!(f, "; env [{}]", list(&self.granted.env))?;
         }
@@ -236,7 +240,11 @@ mod tests {
             "read = [\"/opt/sdk\"]\nnet = [\"localhost:80\"]\nlimits = { time = \"1m\" }",
             "/ws",
         );
-        let policy = EffectivePolicy::new(baseline(), &declared, &approving(Trust::Approved, &[&grant]));
+        let policy = EffectivePolicy::new(
+            baseline(),
+            &declared,
+            &approving(Trust::Approved, &[&grant]),
+        );
         assert_eq!(policy.granted.read.len(), 1);
         // The declared time limit is lower than the grant's: it applies.
         assert_eq!(policy.granted.limits.time, Some(Duration::from_secs(10)));
@@ -246,7 +254,11 @@ mod tests {
              write [/ws/target/debug/build/pkg-1/out, /ws/target/debug/build/pkg-1/tmp]; \
              net [localhost:80]; time limit 10s"
         );
-        let trusting = EffectivePolicy::new(baseline(), &declared, &approving(Trust::Declared, &[&grant]));
+        let trusting = EffectivePolicy::new(
+            baseline(),
+            &declared,
+            &approving(Trust::Declared, &[&grant]),
+        );
         assert_eq!(
             trusting.to_string(),
             "read [/ws/pkg, /home, /opt/sdk]; \
@@ -260,10 +272,18 @@ mod tests {
         let declared = Request::default();
         let plain = EffectivePolicy::new(baseline(), &declared, &Approval::default());
         let clock = request("clock = true", "/");
-        let granted = EffectivePolicy::new(baseline(), &declared, &approving(Trust::Approved, &[&clock]));
+        let granted = EffectivePolicy::new(
+            baseline(),
+            &declared,
+            &approving(Trust::Approved, &[&clock]),
+        );
         assert_ne!(plain, granted);
         let plugins = request("linker-plugins = true", "/");
-        let plugins = EffectivePolicy::new(baseline(), &declared, &approving(Trust::Approved, &[&plugins]));
+        let plugins = EffectivePolicy::new(
+            baseline(),
+            &declared,
+            &approving(Trust::Approved, &[&plugins]),
+        );
         assert_ne!(plain, plugins);
     }
 
@@ -300,7 +320,10 @@ mod tests {
         let pair = |grant: &str, dir: &str| Some((grant.to_owned(), dir.to_owned()));
         assert_eq!(opened("/"), pair("/", "/ws/target"));
         assert_eq!(opened("/home/u"), pair("/home/u", "/home/u/.cargo"));
-        assert_eq!(opened("/ws/target/debug"), pair("/ws/target/debug", "/ws/target"));
+        assert_eq!(
+            opened("/ws/target/debug"),
+            pair("/ws/target/debug", "/ws/target")
+        );
         assert_eq!(
             opened("/ws/target/debug/build/other-2/out"),
             pair("/ws/target/debug/build/other-2/out", "/ws/target")

@@ -61,7 +61,11 @@ impl Limits {
     /// A package can only restrict itself. A limit that neither sets stays
     /// unset, so that the runner applies its built-in one.
     pub fn lowered_by(&self, declared: &Limits) -> Limits {
-        fn lower<T: Ord + Copy>(consumer: Option<T>, built_in: Option<T>, declared: Option<T>) -> Option<T> {
+        fn lower<T: Ord + Copy>(
+            consumer: Option<T>,
+            built_in: Option<T>,
+            declared: Option<T>,
+        ) -> Option<T> {
             match (consumer.or(built_in), declared) {
                 (Some(ceiling), Some(declared)) => Some(ceiling.min(declared)),
                 (_, None) => consumer,

@@ -570,7 +570,10 @@ fn invalid_type(value: &toml::Value, expected: &str, at: &[&str]) -> PolicyError
     )
 }
 
-pub(crate) fn expect_table<'a>(value: &'a toml::Value, at: &[&str]) -> Result<&'a toml::Table, PolicyError> {
+pub(crate) fn expect_table<'a>(
+    value: &'a toml::Value,
+    at: &[&str],
+) -> Result<&'a toml::Table, PolicyError> {
     value
         .as_table()
         .ok_or_else(|| invalid_type(value, "a table", at))

@@ -311,7 +311,9 @@ mod tests {
         // `/srv/database` is not under `/srv/data`.
         let declared = request("read = [\"/srv/database\"]");
         assert_eq!(
-            unapproved(&declared, &["read = [\"/srv/data\"]"]).read.len(),
+            unapproved(&declared, &["read = [\"/srv/data\"]"])
+                .read
+                .len(),
             1
         );
     }

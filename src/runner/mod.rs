@@ -35,7 +35,6 @@ pub use self::wasmtime::WasmtimeRunner;
 pub use native::NativeRunner;
 pub use noop::NoopRunner;
 
-
 /// A line callback: receives one line without its line terminator.
 pub type LineCallback<'a> = &'a mut dyn FnMut(&str) -> anyhow::Result<()>;
 

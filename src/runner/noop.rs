@@ -19,8 +19,8 @@
 use std::process::{Command, Output, Stdio};
 
 use super::{Invocation, LineCallback, RunError, SandboxRunner};
-use crate::{EffectivePolicy, RunnerKind};
 use crate::runner::stream::{Watchdog, stream_output};
+use crate::{EffectivePolicy, RunnerKind};
 
 /// Runs build scripts unconfined.
 #[derive(Clone, Copy, Debug, Default)]
@@ -30,7 +30,6 @@ impl SandboxRunner for NoopRunner {
     fn kind(&self) -> RunnerKind {
         RunnerKind::Noop
     }
-
 
     fn check(&self, _policy: &EffectivePolicy) -> anyhow::Result<()> {
         Ok(())

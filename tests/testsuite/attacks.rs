@@ -664,7 +664,9 @@ Caused by:
 "#]])
         .run();
     // The snapshot redacts sizes: the limit itself, as written.
-    assert!(String::from_utf8_lossy(&stopped.stderr).contains("exceeded its memory limit of 64MiB"));
+    assert!(
+        String::from_utf8_lossy(&stopped.stderr).contains("exceeded its memory limit of 64MiB")
+    );
     let stopped = p
         .cargo_sandboxed(Some(runner), "build --features output")
         .with_status(101)
@@ -684,7 +686,9 @@ Caused by:
 
 "#]])
         .run();
-    assert!(String::from_utf8_lossy(&stopped.stderr).contains("exceeded its output limit of 64KiB"));
+    assert!(
+        String::from_utf8_lossy(&stopped.stderr).contains("exceeded its output limit of 64KiB")
+    );
 }
 
 /// The raw system calls of [`uses_kernel_interfaces`] (x86_64 numbers).

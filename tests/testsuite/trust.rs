@@ -166,7 +166,9 @@ impl Attack {
 fn any_script_built(p: &Project) -> bool {
     ["target/debug/build", "target/wasm32-wasip2/debug/build"]
         .iter()
-        .any(|dir| fs::read_dir(p.root().join(dir)).is_ok_and(|mut entries| entries.next().is_some()))
+        .any(|dir| {
+            fs::read_dir(p.root().join(dir)).is_ok_and(|mut entries| entries.next().is_some())
+        })
 }
 
 fn a_declaration_is_only_a_request(runner: &str) {
@@ -233,11 +235,20 @@ limits = { output = "1000GB" }
         .run();
     let output = p.cargo_sandboxed(Some(runner), "build").run();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("read secret: succeeded: CANARY-declared"), "{stderr}");
-    assert!(stderr.contains("write outside: succeeded: written"), "{stderr}");
+    assert!(
+        stderr.contains("read secret: succeeded: CANARY-declared"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("write outside: succeeded: written"),
+        "{stderr}"
+    );
     assert!(stderr.contains("connect: succeeded: sent"), "{stderr}");
     if run {
-        assert!(stderr.contains("spawn sh: succeeded: shell ran"), "{stderr}");
+        assert!(
+            stderr.contains("spawn sh: succeeded: shell ran"),
+            "{stderr}"
+        );
     }
     assert!(attack.written());
     assert_eq!(attack.received(), ["CANARY-sent"]);
@@ -361,7 +372,11 @@ fn grants_cannot_open_cargos_own_state(runner: &str) {
     p.cargo("generate-lockfile").run();
     for (grant, shown, protected) in [
         ("/".to_owned(), "/", "foo/target"),
-        (target.display().to_string(), "[ROOT]/foo/target", "foo/target"),
+        (
+            target.display().to_string(),
+            "[ROOT]/foo/target",
+            "foo/target",
+        ),
         (
             paths::cargo_home().join("bin").display().to_string(),
             "[ROOT]/home/.cargo/bin",
@@ -403,7 +418,9 @@ fn declared_limits_only_lower(runner: &str) {
     let policy_line = |p: &Project| {
         let output = p.cargo_sandboxed(Some(runner), "build -v").run();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        let line = stderr.lines().find(|line| line.contains("Sandboxing build script of `evil"));
+        let line = stderr
+            .lines()
+            .find(|line| line.contains("Sandboxing build script of `evil"));
         line.map(str::to_owned).unwrap_or_default()
     };
     let line = policy_line(&p);

@@ -274,7 +274,10 @@ fn missing_wasm_target_names_the_rustup_command() {
 #[cargo_test]
 fn run_grants_fail_closed_before_compiling() {
     let p = codegen_project("")
-        .file(".cargo/config.toml", "[build-sandbox.allow.foo]\nrun = [\"cc\"]\n")
+        .file(
+            ".cargo/config.toml",
+            "[build-sandbox.allow.foo]\nrun = [\"cc\"]\n",
+        )
         .build();
 
     p.cargo_sandboxed(Some("wasmtime"), "build")

@@ -362,7 +362,6 @@ fn fork() -> io::Result<libc::pid_t> {
     Ok(pid)
 }
 
-
 #[cfg(target_env = "gnu")]
 type Resource = libc::__rlimit_resource_t;
 #[cfg(not(target_env = "gnu"))]
@@ -384,4 +383,3 @@ fn set_limit(resource: Resource, name: &str, value: u64) -> anyhow::Result<()> {
         check(libc::setrlimit(resource, &limit)).with_context(failed)
     }
 }
-

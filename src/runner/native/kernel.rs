@@ -367,7 +367,11 @@ mod tests {
             .into_iter()
             .find(|&abi| version >= abi as i64)
             .unwrap_or(ABI::Unsupported);
-        assert_eq!(probe().landlock, expected, "the kernel reports ABI {version}");
+        assert_eq!(
+            probe().landlock,
+            expected,
+            "the kernel reports ABI {version}"
+        );
         // Every ABI up to the probed one can be requested, none above it.
         for abi in ABIS {
             assert_eq!(landlock_ruleset(abi).is_ok(), abi <= expected, "{abi}");

@@ -57,14 +57,22 @@ pub use run::NativeRunner;
 /// The argument that makes Cargo's `main` run the helper.
 pub const HELPER_ARG: &str = "__build-sandbox-helper";
 
+/// The environment variable the runner sets (to `1`) for the helper, and
+/// only for it: with [`HELPER_ARG`] alone, the program goes on as it would
+/// without the sandbox (Cargo says it has no such command).
+pub(crate) const HELPER_ENV: &str = "__BUILD_SANDBOX_HELPER";
+
 /// Called first thing in Cargo's `main`: if the first argument is
-/// [`HELPER_ARG`], runs the helper (reading its spec from stdin) and exits the
-/// process; otherwise returns immediately.
+/// [`HELPER_ARG`] and the runner started this process (see `HELPER_ENV`),
+/// runs the helper (reading its spec from stdin) and exits the process;
+/// otherwise returns immediately.
 ///
 /// The process must still be single-threaded: the helper creates a user
 /// namespace, which a multi-threaded process cannot.
 pub fn run_helper_if_requested() {
-    if std::env::args_os().nth(1).as_deref() != Some(OsStr::new(HELPER_ARG)) {
+    let requested = std::env::args_os().nth(1).as_deref() == Some(OsStr::new(HELPER_ARG))
+        && std::env::var_os(HELPER_ENV).as_deref() == Some(OsStr::new("1"));
+    if !requested {
         return;
     }
     #[cfg(target_os = "linux")]

@@ -22,14 +22,13 @@ use landlock::ABI;
 
 use super::cgroup::{Plan, RunCgroups};
 use super::kernel;
-use super::sys::{check, pipe};
 use super::spec::{ConfinementSpec, DEFAULT_PROCESSES, PathAccess};
-use crate::{EffectivePolicy, RunnerKind};
-use crate::runner::{
-    HelperCommand, Invocation, LineCallback, RunError, SandboxRunner,
-    Weakening, reset_temp_dir,
-};
+use super::sys::{check, pipe};
 use crate::runner::stream::{Watchdog, stream_output};
+use crate::runner::{
+    HelperCommand, Invocation, LineCallback, RunError, SandboxRunner, Weakening, reset_temp_dir,
+};
+use crate::{EffectivePolicy, RunnerKind};
 
 /// Runs build scripts confined by namespaces, landlock and seccomp.
 #[derive(Clone, Debug)]
@@ -66,7 +65,6 @@ impl SandboxRunner for NativeRunner {
         RunnerKind::Native
     }
 
-
     fn check(&self, policy: &EffectivePolicy) -> anyhow::Result<()> {
         self.plan(policy).map(drop)
     }
@@ -96,6 +94,7 @@ impl SandboxRunner for NativeRunner {
         command
             .args(&self.helper.args)
             .env_clear()
+            .env(super::HELPER_ENV, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -242,8 +241,6 @@ fn share_jobserver(command: &Command, spec: &mut ConfinementSpec) {
     spec.keep_fds.sort_unstable();
     spec.keep_fds.dedup();
 }
-
-
 
 #[cfg(test)]
 mod tests {

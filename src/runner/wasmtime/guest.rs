@@ -20,9 +20,9 @@ use wasmtime_wasi::{
 };
 
 use super::output::GuestOutput;
-use crate::runner::stream::Pipe;
 use crate::NetTarget;
 use crate::runner::Invocation;
+use crate::runner::stream::Pipe;
 
 /// The data of a run's store.
 pub(super) struct Guest {

@@ -41,9 +41,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use super::{
-    Invocation, LineCallback, RunError, RunnerContext, SandboxRunner,
-};
+use super::{Invocation, LineCallback, RunError, RunnerContext, SandboxRunner};
 use crate::policy::effective::resolved;
 use crate::{EffectivePolicy, RunnerKind};
 
@@ -83,7 +81,6 @@ impl SandboxRunner for WasmtimeRunner {
     fn kind(&self) -> RunnerKind {
         RunnerKind::Wasmtime
     }
-
 
     fn check(&self, policy: &EffectivePolicy) -> anyhow::Result<()> {
         let granted = &policy.granted;

@@ -20,8 +20,8 @@ use super::guest::{self, Guest};
 use super::output::{Event, GuestOutput};
 use crate::DEFAULT_OUTPUT_LIMIT;
 use crate::policy::{display_duration, display_size};
-use crate::runner::{Invocation, LimitKind, LineCallback, RunError, reset_temp_dir};
 use crate::runner::stream::{LineDelivery, Pipe};
+use crate::runner::{Invocation, LimitKind, LineCallback, RunError, reset_temp_dir};
 
 /// How the guest ended, as the worker thread saw it.
 pub(super) enum Ending {

@@ -197,4 +197,91 @@ mod tests {
             assert!(filters.iter().all(|filter| !filter.is_empty()));
         }
     }
+
+    /// A system call made in a confined child, returning its result.
+    type SystemCall = fn() -> i64;
+
+    /// Runs `call` in a child process confined by the filters of `network`,
+    /// and returns its result: the value, or `-errno`.
+    fn confined(network: Network, call: SystemCall) -> i64 {
+        let filters = filters(network).unwrap();
+        // SAFETY: the child only makes system calls (`apply_filter` builds its
+        // arguments on the stack) and leaves with `_exit`.
+        unsafe {
+            let pid = libc::fork();
+            assert!(pid >= 0);
+            if pid == 0 {
+                for filter in &filters {
+                    if seccompiler::apply_filter(filter).is_err() {
+                        libc::_exit(255);
+                    }
+                }
+                let result = call();
+                let errno = *libc::__errno_location();
+                libc::_exit(if result >= 0 { 0 } else { errno.min(254) });
+            }
+            let mut status = 0;
+            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            assert!(libc::WIFEXITED(status), "the child was killed: {status}");
+            match libc::WEXITSTATUS(status) {
+                0 => 0,
+                255 => panic!("the filter could not be applied"),
+                errno => -i64::from(errno),
+            }
+        }
+    }
+
+    #[test]
+    fn the_filters_refuse_what_they_claim() {
+        let eperm = -i64::from(libc::EPERM);
+        let enosys = -i64::from(libc::ENOSYS);
+        // SAFETY (each call): plain system calls with valid or null arguments.
+        let refused: [(&str, SystemCall); 6] = [
+            ("ptrace", || unsafe {
+                libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0)
+            }),
+            ("unshare", || unsafe {
+                i64::from(libc::unshare(libc::CLONE_NEWNS))
+            }),
+            ("keyctl", || unsafe {
+                libc::syscall(libc::SYS_keyctl, 0, -3, 0)
+            }),
+            ("bpf", || unsafe {
+                libc::syscall(libc::SYS_bpf, 0, std::ptr::null::<u8>(), 0)
+            }),
+            ("a netlink socket", || unsafe {
+                i64::from(libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, 0))
+            }),
+            ("a unix socket", || unsafe {
+                i64::from(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0))
+            }),
+        ];
+        for network in [Network::Isolated, Network::Host { udp: true }] {
+            for (name, call) in refused {
+                assert_eq!(confined(network, call), eperm, "{name} under {network:?}");
+            }
+            // `clone3` fails as if the kernel lacked it, so that libc falls back to `clone`.
+            let clone3 = confined(network, || unsafe {
+                libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0)
+            });
+            assert_eq!(clone3, enosys);
+        }
+        // UDP only where a granted host name needs DNS.
+        let udp = || unsafe { i64::from(libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0)) };
+        assert_eq!(confined(Network::Host { udp: false }, udp), eperm);
+        assert!(confined(Network::Host { udp: true }, udp) >= 0);
+        // Control: what the filters allow still works.
+        let tcp = || unsafe { i64::from(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0)) };
+        assert!(confined(Network::Isolated, tcp) >= 0);
+        let pair = || unsafe {
+            let mut fds = [0; 2];
+            i64::from(libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM,
+                0,
+                fds.as_mut_ptr(),
+            ))
+        };
+        assert!(confined(Network::Isolated, pair) >= 0);
+    }
 }

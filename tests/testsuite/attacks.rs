@@ -18,7 +18,7 @@ use std::time::Duration;
 use cargo_test_support::prelude::*;
 use cargo_test_support::{Project, paths, str};
 
-use crate::utils::{ProjectExt, assert_canary_absent, canary_project, write_canary};
+use crate::utils::{ProjectExt, assert_canary_absent, canary_project, per_runner, write_canary};
 
 /// The native calls some attacks make, next to the shared helpers.
 const UNIX_CALLS: &str = r#"
@@ -864,17 +864,6 @@ fn connects_only_where_granted(runner: &str) {
     assert_eq!(received(&granted), "CANARY-granted");
     assert_eq!(received(&other), "");
     assert_eq!(received_udp(), "");
-}
-
-macro_rules! per_runner {
-    ($runner:literal => $($attack:ident),* $(,)?) => {
-        $(
-            #[cargo_test]
-            fn $attack() {
-                super::$attack($runner);
-            }
-        )*
-    };
 }
 
 mod native {

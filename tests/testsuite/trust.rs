@@ -23,7 +23,7 @@ use cargo_test_support::compare::assert_e2e;
 use cargo_test_support::prelude::*;
 use cargo_test_support::{Project, paths, project, str};
 
-use crate::utils::{ProjectExt, assert_canary_absent, write_canary};
+use crate::utils::{ProjectExt, assert_canary_absent, per_runner, write_canary};
 
 /// The consumer `foo`, depending on the path package `evil` whose build
 /// script runs `body` and whose manifest has `table` as its
@@ -444,17 +444,6 @@ fn declared_limits_only_lower(runner: &str) {
     );
     let line = policy_line(&p);
     assert!(line.ends_with("; output limit 1GiB"), "{line}");
-}
-
-macro_rules! per_runner {
-    ($runner:literal => $($test:ident),* $(,)?) => {
-        $(
-            #[cargo_test]
-            fn $test() {
-                super::$test($runner);
-            }
-        )*
-    };
 }
 
 mod native {

@@ -193,3 +193,17 @@ pub fn canary_project(items: &str, body: &str, extra: &str) -> Project {
         )
         .build()
 }
+
+/// In a module per runner: one `#[cargo_test]` for each named function of
+/// the parent module, which takes the runner's name.
+macro_rules! per_runner {
+    ($runner:literal => $($test:ident),* $(,)?) => {
+        $(
+            #[cargo_test]
+            fn $test() {
+                super::$test($runner);
+            }
+        )*
+    };
+}
+pub(crate) use per_runner;

@@ -51,6 +51,16 @@ pub fn forbidden_rustc_env(name: &str) -> Option<&'static str> {
         "COMPILER_PATH" | "GCC_EXEC_PREFIX" => {
             "makes the compiler driver run the linker and its other tools from a directory"
         }
+        "COLLECT_GCC" | "COLLECT_LTO_WRAPPER" => {
+            "makes the compiler driver's `collect2` run a program of the script's choosing"
+        }
+        "CCC_OVERRIDE_OPTIONS" | "CCC_ADD_ARGS" | "GCC_COMPARE_DEBUG" => {
+            "changes the command line of the compiler driver, which can then load plugins or run \
+             programs"
+        }
+        "DEPENDENCIES_OUTPUT" | "SUNPRO_DEPENDENCIES" | "LLD_REPRODUCE" => {
+            "makes the compiler driver or the linker write a file where the script chooses"
+        }
         "BASH_ENV" => "makes every bash that rustc's tools start run a script first",
         _ if upper.starts_with("BASH_FUNC_") => {
             "defines shell functions in every bash that rustc's tools start"
@@ -230,6 +240,22 @@ mod tests {
             "PERL5OPT",
             "PYTHONPATH",
             "NODE_OPTIONS",
+        ] {
+            assert!(forbidden_rustc_env(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn compiler_driver_overrides_are_forbidden() {
+        for name in [
+            "CCC_OVERRIDE_OPTIONS",
+            "CCC_ADD_ARGS",
+            "GCC_COMPARE_DEBUG",
+            "COLLECT_GCC",
+            "COLLECT_LTO_WRAPPER",
+            "DEPENDENCIES_OUTPUT",
+            "SUNPRO_DEPENDENCIES",
+            "LLD_REPRODUCE",
         ] {
             assert!(forbidden_rustc_env(name).is_some(), "{name}");
         }

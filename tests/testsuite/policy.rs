@@ -244,6 +244,16 @@ clock = true
 
 "#]],
     );
+    let mut invalid_package = p.cargo_sandboxed(None, "build-sandbox allow");
+    invalid_package
+        .arg("a b")
+        .arg("--clock")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[ERROR] invalid grant for `a b`: invalid package `a b`: expected `<name>`, `<name>@<version-requirement>` or `*`
+
+"#]])
+        .run();
     p.cargo_sandboxed(None, "build-sandbox allow ring --net not-a-target")
         .with_status(101)
         .with_stderr_data(str![[r#"

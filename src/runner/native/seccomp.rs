@@ -18,6 +18,11 @@
 //!
 //! `clone3` fails with `ENOSYS` instead (a second filter): its flags are behind a
 //! pointer a filter cannot read, and libc falls back to `clone`.
+//!
+//! On x86_64 a third filter refuses every system call of the x32 ABI: they
+//! carry the same architecture in `seccomp_data` and their numbers have
+//! `__X32_SYSCALL_BIT` set, so the filters above, which match numbers exactly,
+//! would let `unshare | 0x40000000` through on a kernel built with x32.
 
 use std::collections::BTreeMap;
 
@@ -123,7 +128,7 @@ fn build(network: Network) -> Result<Vec<BpfProgram>, BackendError> {
     );
     let clone3 = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
 
-    [(denied, libc::EPERM), (clone3, libc::ENOSYS)]
+    let mut programs = [(denied, libc::EPERM), (clone3, libc::ENOSYS)]
         .into_iter()
         .map(|(rules, errno)| {
             let filter = SeccompFilter::new(
@@ -134,7 +139,51 @@ fn build(network: Network) -> Result<Vec<BpfProgram>, BackendError> {
             )?;
             BpfProgram::try_from(filter)
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    #[cfg(target_arch = "x86_64")]
+    programs.push(x32_guard());
+    Ok(programs)
+}
+
+/// The bit that marks a system call number of the x32 ABI (`__X32_SYSCALL_BIT`
+/// in `asm/unistd.h`).
+#[cfg(target_arch = "x86_64")]
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// Refuses, with `EPERM`, every system call of the x32 ABI (see the module
+/// documentation). `seccompiler` describes rules per system call number, not
+/// ranges of numbers, so this short program is written out.
+#[cfg(target_arch = "x86_64")]
+fn x32_guard() -> BpfProgram {
+    use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    use seccompiler::sock_filter;
+
+    /// `EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`.
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    /// The offsets of `nr` and `arch` in `struct seccomp_data`.
+    const NR: u32 = 0;
+    const ARCH: u32 = 4;
+    let op = |code: u32, jt: u8, jf: u8, k: u32| sock_filter {
+        // The instruction codes fit in 16 bits.
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    vec![
+        op(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARCH),
+        // Another architecture: the other filters refuse it.
+        op(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, AUDIT_ARCH_X86_64),
+        op(BPF_LD | BPF_W | BPF_ABS, 0, 0, NR),
+        op(BPF_JMP | BPF_JSET | BPF_K, 0, 1, X32_SYSCALL_BIT),
+        op(
+            BPF_RET | BPF_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        ),
+        op(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
 }
 
 /// `socket(domain, type, protocol)` calls to deny.
@@ -193,7 +242,8 @@ mod tests {
             Network::Host { udp: true },
         ] {
             let filters = filters(network).unwrap();
-            assert_eq!(filters.len(), 2);
+            let expected = if cfg!(target_arch = "x86_64") { 3 } else { 2 };
+            assert_eq!(filters.len(), expected);
             assert!(filters.iter().all(|filter| !filter.is_empty()));
         }
     }
@@ -265,6 +315,15 @@ mod tests {
                 libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0)
             });
             assert_eq!(clone3, enosys);
+        }
+        // The same calls through the x32 ABI (`getpid`, harmless, stands for
+        // all): refused, not merely unknown to a kernel without x32.
+        #[cfg(target_arch = "x86_64")]
+        for network in [Network::Isolated, Network::Host { udp: true }] {
+            let x32 = confined(network, || unsafe {
+                libc::syscall(libc::SYS_getpid | i64::from(X32_SYSCALL_BIT))
+            });
+            assert_eq!(x32, eperm, "x32 under {network:?}");
         }
         // UDP only where a granted host name needs DNS.
         let udp = || unsafe { i64::from(libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0)) };

@@ -1,5 +1,6 @@
 //! `cargo xtask fork` and `build-fork`: materializes the Cargo fork from its patch series,
-//! exports it back, and builds it.
+//! exports it back, checks that the series is small and bisectable (`fork --check`), and builds
+//! it.
 //!
 //! Three committed inputs describe the fork:
 //!
@@ -110,6 +111,23 @@ pub fn materialize(ws: &Workspace, mode: Mode) -> Result<()> {
 
 /// Builds the working tree in `dir`: the pristine upstream commit, then the series.
 fn make_tree(ws: &Workspace, dir: &Path, pins: &[Pin], series: &[String]) -> Result<()> {
+    make_pristine(dir, pins)?;
+    for name in series {
+        status("Applying", name);
+        apply(ws, dir, name).with_context(|| {
+            format!(
+                "failed to apply `fork/patches/{name}`\n\n\
+                 note: `fork/work/cargo.new` has the patches before it, to rebase it on with \
+                 `git am -3` (see `fork/README.md`); `cargo xtask fork` removes it"
+            )
+        })?;
+    }
+    copy_lock(ws, dir)
+}
+
+/// Unpacks the pinned crates into the empty directory `dir` and commits them there as the
+/// pristine upstream commit of a new git repository.
+fn make_pristine(dir: &Path, pins: &[Pin]) -> Result<()> {
     let cargo_home = cargo_home()?;
     if pins
         .iter()
@@ -162,28 +180,30 @@ fn make_tree(ws: &Workspace, dir: &Path, pins: &[Pin], series: &[String]) -> Res
     if dir.join("Cargo.lock").exists() {
         run(git(dir).args(["update-index", "--skip-worktree", "Cargo.lock"]))?;
     }
+    Ok(())
+}
 
-    for name in series {
-        status("Applying", name);
-        let patch = ws.patches().join(name);
-        let mut am = git(dir);
-        am.args([
-            "am",
-            "-q",
-            "--no-3way",
-            "--whitespace=nowarn",
-            "--keep-non-patch",
-        ])
-        .arg(&patch);
-        if let Err(err) = output(&mut am) {
-            let _ = output(git(dir).args(["am", "--abort"]));
-            return Err(err.context(format!(
-                "failed to apply `fork/patches/{name}`\n\n\
-                 note: `fork/work/cargo.new` has the patches before it, to rebase it on with \
-                 `git am -3` (see `fork/README.md`); `cargo xtask fork` removes it"
-            )));
-        }
+/// Applies `fork/patches/{name}` to the tree in `dir` with `git am`: no 3-way merge, no fuzz.
+/// When it does not apply, the tree is left as it was.
+fn apply(ws: &Workspace, dir: &Path, name: &str) -> Result<()> {
+    let mut am = git(dir);
+    am.args([
+        "am",
+        "-q",
+        "--no-3way",
+        "--whitespace=nowarn",
+        "--keep-non-patch",
+    ])
+    .arg(ws.patches().join(name));
+    if let Err(err) = output(&mut am) {
+        let _ = output(git(dir).args(["am", "--abort"]));
+        return Err(err);
     }
+    Ok(())
+}
+
+/// Copies `fork/Cargo.lock`, if there is one, into the tree in `dir`.
+fn copy_lock(ws: &Workspace, dir: &Path) -> Result<()> {
     if let Some(lock) = util::read_optional(&ws.fork().join("Cargo.lock"))? {
         fs::write(dir.join("Cargo.lock"), lock)
             .context("failed to copy `fork/Cargo.lock` into the fork working tree")?;
@@ -271,7 +291,9 @@ pub fn export(ws: &Workspace) -> Result<()> {
 const SERIES_HEADER: &str =
     "# Applied in this order by `cargo xtask fork`; see `fork/README.md`.\n";
 
-/// Materializes the fork, keeping work that is not exported yet, and builds its `cargo` binary.
+/// Materializes the fork, keeping work that is not exported yet, and builds its `cargo` binary
+/// and the `native` runner's helper into `target/fork/release`. Returns the path of `cargo`; the
+/// helper is [`HELPER`] next to it.
 pub fn build(ws: &Workspace) -> Result<PathBuf> {
     materialize(ws, Mode::Lenient)?;
     let pins = read_pins(ws)?;
@@ -282,10 +304,14 @@ pub fn build(ws: &Workspace) -> Result<PathBuf> {
     let tree = ws.tree();
     status("Building", "`fork/work/cargo` into `target/fork`");
     let start = Instant::now();
+    // The helper is a dependency's binary, not a member's: `-p` selects it all the same, and
+    // Cargo puts it next to `cargo` with the same profile.
     run(util::cargo()
         .current_dir(&tree)
-        .args(["build", "--release", "--bin", "cargo", "--manifest-path"])
+        .args(["build", "--release", "--manifest-path"])
         .arg(tree.join("Cargo.toml"))
+        .args(["-p", "cargo", "--bin", "cargo"])
+        .args(["-p", "build-sandbox", "--bin", HELPER])
         .env("CARGO_TARGET_DIR", ws.fork_target())
         .env(
             "CFG_VER_DESCRIPTION",
@@ -299,10 +325,14 @@ pub fn build(ws: &Workspace) -> Result<PathBuf> {
     let elapsed = util::elapsed(start.elapsed());
     status(
         "Built",
-        format_args!("`target/fork/release/cargo` in {elapsed}"),
+        format_args!("`target/fork/release/cargo` and `{HELPER}` in {elapsed}"),
     );
     Ok(binary)
 }
+
+/// The `native` runner's helper, a binary of the `build-sandbox` crate that the fork's `cargo`
+/// starts from next to itself (`build_sandbox::runner::native::HELPER_NAME`).
+pub const HELPER: &str = "build-sandbox-helper";
 
 /// Builds Cargo without the patch series, as the reference for benchmarks: the
 /// tree's pristine commit is exported to `target/pristine/cargo` and built into
@@ -358,6 +388,193 @@ pub fn build_pristine(ws: &Workspace) -> Result<PathBuf> {
     fs::copy(ws.fork_target().join("release/cargo"), &binary)
         .with_context(|| format!("failed to copy unpatched Cargo to `{}`", binary.display()))?;
     Ok(binary)
+}
+
+/// The size targets of an upstream-reviewable series: changed lines of the whole series, files
+/// it touches, and changed lines of any one patch.
+const MAX_TOTAL_LINES: usize = 800;
+const MAX_FILES: usize = 15;
+const MAX_PATCH_LINES: usize = 250;
+
+/// `cargo xtask fork --check`: checks that the series is a stack upstream can review, small
+/// enough and bisectable. Prints the size of every patch, then applies the series one patch at a
+/// time to a tree of its own, `fork/work/check`, and runs `cargo check --bin cargo` after each
+/// into `target/fork-check`. Fails at the end, naming every target the series misses, every
+/// patch after which the tree does not check, and the first patch that does not apply.
+pub fn check(ws: &Workspace) -> Result<()> {
+    let pins = read_pins(ws)?;
+    let series = read_series(ws)?;
+    if series.is_empty() {
+        bail!("`fork/patches/series` lists no patches");
+    }
+    let mut problems = sizes(ws, &series)?;
+    problems.extend(bisect(ws, &pins, &series)?);
+    if !problems.is_empty() {
+        let mut message = String::from("the patch series is not an upstream-reviewable stack:");
+        for problem in &problems {
+            message.push_str("\n  ");
+            message.push_str(&problem.replace('\n', "\n    "));
+        }
+        bail!(message);
+    }
+    status(
+        "Finished",
+        format_args!("{} patches, each applies and checks", series.len()),
+    );
+    Ok(())
+}
+
+/// Prints the changed lines and files of every patch and of the series, and returns the size
+/// targets they miss.
+fn sizes(ws: &Workspace, series: &[String]) -> Result<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut all_files = std::collections::BTreeSet::new();
+    let mut total = 0;
+    for name in series {
+        let path = ws.patches().join(name);
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("failed to read `{}`", path.display()))?;
+        let (lines, files) = measure(&text).with_context(|| format!("failed to parse `{name}`"))?;
+        total += lines;
+        rows.push((name.as_str(), lines, files.len()));
+        all_files.extend(files);
+    }
+
+    let mut problems = Vec::new();
+    let width = series.iter().map(String::len).max().unwrap_or(0).max(5);
+    println!("{:<width$}  {:>5}  {:>5}", "patch", "lines", "files");
+    for &(name, lines, files) in &rows {
+        let over = lines > MAX_PATCH_LINES;
+        let mark = if over { "  > 250" } else { "" };
+        println!("{name:<width$}  {lines:>5}  {files:>5}{mark}");
+        if over {
+            problems.push(format!(
+                "`{name}` changes {lines} lines, more than the {MAX_PATCH_LINES} of one patch"
+            ));
+        }
+    }
+    let label = format!("total ({} patches)", rows.len());
+    let (files, width) = (all_files.len(), width.max(label.len()));
+    println!("{label:<width$}  {total:>5}  {files:>5}");
+    println!(
+        "{:<width$}  {MAX_TOTAL_LINES:>5}  {MAX_FILES:>5}  (per patch: {MAX_PATCH_LINES} lines)",
+        "target"
+    );
+    if total > MAX_TOTAL_LINES {
+        problems.push(format!(
+            "the series changes {total} lines, more than the {MAX_TOTAL_LINES} of the target"
+        ));
+    }
+    if files > MAX_FILES {
+        problems.push(format!(
+            "the series touches {files} files, more than the {MAX_FILES} of the target"
+        ));
+    }
+    Ok(problems)
+}
+
+/// The changed lines of a patch as `git format-patch` writes it (the `+` and `-` lines of its
+/// hunks) and the files it touches, without `Cargo.lock`.
+fn measure(patch: &str) -> Result<(usize, std::collections::BTreeSet<String>)> {
+    let mut files = std::collections::BTreeSet::new();
+    let mut changed = 0;
+    let mut counting = false;
+    let mut lines = patch.lines();
+    while let Some(line) = lines.next() {
+        if let Some(paths) = line.strip_prefix("diff --git a/") {
+            let (_, file) = paths
+                .rsplit_once(" b/")
+                .with_context(|| format!("no file in `{line}`"))?;
+            counting = file != "Cargo.lock" && !file.ends_with("/Cargo.lock");
+            if counting {
+                files.insert(file.to_owned());
+            }
+        } else if let Some(header) = line.strip_prefix("@@ -") {
+            // `@@ -OLD[,COUNT] +NEW[,COUNT] @@`: the hunk is exactly that many lines of each side,
+            // so a removed line that starts with `--` is not taken for a header.
+            let count = |range: &str| -> Result<usize> {
+                Ok(match range.split_once(',') {
+                    Some((_, count)) => count.parse()?,
+                    None => 1,
+                })
+            };
+            let mut ranges = header.split(' ');
+            let (Some(old), Some(new)) = (ranges.next(), ranges.next()) else {
+                bail!("malformed hunk header `{line}`");
+            };
+            let new = new
+                .strip_prefix('+')
+                .with_context(|| format!("malformed hunk header `{line}`"))?;
+            let (mut old, mut new) = (
+                count(old).with_context(|| format!("malformed hunk header `{line}`"))?,
+                count(new).with_context(|| format!("malformed hunk header `{line}`"))?,
+            );
+            while old > 0 || new > 0 {
+                let line = lines.next().context("a hunk ends early")?;
+                match line.as_bytes().first() {
+                    Some(b'-') => old = old.checked_sub(1).context("a hunk is too long")?,
+                    Some(b'+') => new = new.checked_sub(1).context("a hunk is too long")?,
+                    Some(b'\\') => continue,
+                    _ => {
+                        old = old.checked_sub(1).context("a hunk is too long")?;
+                        new = new.checked_sub(1).context("a hunk is too long")?;
+                        continue;
+                    }
+                }
+                if counting {
+                    changed += 1;
+                }
+            }
+        }
+    }
+    Ok((changed, files))
+}
+
+/// Applies the series one patch at a time to the pristine upstream in `fork/work/check`, and
+/// runs `cargo check --bin cargo` after each into `target/fork-check`, which stays for the next
+/// run. Returns the patches that do not check, and stops at the first that does not apply.
+fn bisect(ws: &Workspace, pins: &[Pin], series: &[String]) -> Result<Vec<String>> {
+    // At the same depth as `fork/work/cargo`: the series names the `build-sandbox` crate by a
+    // relative path.
+    let dir = ws.fork().join("work/check");
+    let target = ws.root.join("target/fork-check");
+    util::remove_dir_all(&dir)?;
+    fs::create_dir_all(&dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
+    make_pristine(&dir, pins)?;
+    let mut problems = Vec::new();
+    for (i, name) in series.iter().enumerate() {
+        let step = format!("[{}/{}] {name}", i + 1, series.len());
+        status("Applying", &step);
+        if let Err(err) = apply(ws, &dir, name) {
+            problems.push(format!(
+                "`{name}` does not apply on the patches before it (in `fork/work/check`): {err:#}"
+            ));
+            return Ok(problems);
+        }
+        // Every prefix resolves against the lockfile of the whole series: no network, and no
+        // versions newer than the fork's.
+        copy_lock(ws, &dir)?;
+        status("Checking", &step);
+        let start = Instant::now();
+        let checked = run(util::cargo()
+            .current_dir(&dir)
+            .args(["check", "--bin", "cargo", "--manifest-path"])
+            .arg(dir.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .env("CFG_OMIT_GIT_HASH", "1"));
+        let elapsed = util::elapsed(start.elapsed());
+        match checked {
+            Ok(()) => status("Checked", format_args!("{step} in {elapsed}")),
+            Err(err) => {
+                // The next patches may well fix it: go on, to name every prefix that fails.
+                warn(format_args!("`{name}` does not check"));
+                problems.push(format!(
+                    "`{name}` does not check on the patches before it: {err:#}"
+                ));
+            }
+        }
+    }
+    Ok(problems)
 }
 
 fn read_pins(ws: &Workspace) -> Result<Vec<Pin>> {

@@ -1,10 +1,11 @@
 //! `cargo xtask install`: builds the fork and installs it as the rustup toolchain `nightly-fork`.
 //!
-//! The toolchain directory `fork/toolchain/nightly-fork` holds a copy of the fork's `cargo`
-//! and symlinks to everything else of the active toolchain: its other binaries, and its `lib`
-//! with the standard library of every installed target. `rustup toolchain link` registers it,
-//! so `cargo +nightly-fork` runs the fork with the active toolchain's `rustc`. The targets the
-//! sandbox needs are added to the active toolchain, which shares them through `lib`.
+//! The toolchain directory `fork/toolchain/nightly-fork` holds copies of the fork's `cargo` and
+//! of the `native` runner's helper `build-sandbox-helper`, which that `cargo` starts from next
+//! to itself, and symlinks to everything else of the active toolchain: its other binaries, and
+//! its `lib` with the standard library of every installed target. `rustup toolchain link`
+//! registers it, so `cargo +nightly-fork` runs the fork with the active toolchain's `rustc`. The
+//! targets the sandbox needs are added to the active toolchain, which shares them through `lib`.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -94,18 +95,28 @@ fn sysroot() -> Result<PathBuf> {
         .context("failed to find the sysroot of the active toolchain")
 }
 
-/// Makes `dir` the active toolchain with `binary` as its `cargo`.
+/// Makes `dir` the active toolchain with `binary` as its `cargo`, and the helper built next to
+/// `binary` next to it, where the fork's `native` runner looks for it.
 fn populate(dir: &Path, sysroot: &Path, binary: &Path) -> Result<()> {
-    // A copy, so a later build of the fork does not change a toolchain that is in use.
-    let cargo = dir.join("bin/cargo");
-    let new = fs::read(binary).with_context(|| format!("failed to read `{}`", binary.display()))?;
-    if util::read_optional(&cargo)?.as_ref() != Some(&new) {
-        let temp = dir.join("bin/.cargo.new");
-        fs::copy(binary, &temp).context("failed to copy the fork's `cargo`")?;
-        fs::rename(&temp, &cargo).context("failed to copy the fork's `cargo`")?;
-    }
-    link_entries(&sysroot.join("bin"), &dir.join("bin"), &["cargo"])?;
+    let bin = dir.join("bin");
+    copy_binary(binary, &bin, "cargo")?;
+    copy_binary(&binary.with_file_name(fork::HELPER), &bin, fork::HELPER)?;
+    link_entries(&sysroot.join("bin"), &bin, &["cargo", fork::HELPER])?;
     link_entries(sysroot, dir, &["bin"])
+}
+
+/// Copies `from` to `bin/name` unless it is there already: a copy, so a later build of the fork
+/// does not change a toolchain that is in use, and put in place by a rename, so a `cargo` that
+/// is running keeps its file.
+fn copy_binary(from: &Path, bin: &Path, name: &str) -> Result<()> {
+    let to = bin.join(name);
+    let new = fs::read(from).with_context(|| format!("failed to read `{}`", from.display()))?;
+    if util::read_optional(&to)?.as_ref() != Some(&new) {
+        let temp = bin.join(format!(".{name}.new"));
+        fs::copy(from, &temp).with_context(|| format!("failed to copy the fork's `{name}`"))?;
+        fs::rename(&temp, &to).with_context(|| format!("failed to copy the fork's `{name}`"))?;
+    }
+    Ok(())
 }
 
 /// Links every entry of `from` into `to`, except `keep`, which `to` has of its own, and removes

@@ -3,9 +3,11 @@
 //! The Cargo fork is kept as a patch series against the published `cargo` crate (see
 //! `fork/README.md`). The commands build on each other:
 //!
-//! * `fork` materializes the series into the git working tree `fork/work/cargo`, and
-//!   `fork --export` writes the commits made there back into `fork/patches`;
-//! * `build-fork` materializes the tree and builds its `cargo` binary into `target/fork`;
+//! * `fork` materializes the series into the git working tree `fork/work/cargo`,
+//!   `fork --export` writes the commits made there back into `fork/patches`, and
+//!   `fork --check` checks that the series is small and bisectable;
+//! * `build-fork` materializes the tree and builds its `cargo` binary and the `native` runner's
+//!   helper into `target/fork`;
 //! * `install` builds the fork and links it as the rustup toolchain `nightly-fork`;
 //! * `test` builds the fork and runs the workspace's tests against it;
 //! * `bench` builds the fork and measures it (`benches/overhead.rs`);
@@ -36,13 +38,17 @@ enum Command {
     /// Materialize `fork/work/cargo` from the pinned upstream crates and `fork/patches`
     Fork {
         /// Write the commits of `fork/work/cargo` back into `fork/patches`
-        #[arg(long, conflicts_with = "force")]
+        #[arg(long, conflicts_with_all = ["force", "check"])]
         export: bool,
         /// Discard changes in `fork/work/cargo` that are not in `fork/patches`
-        #[arg(long)]
+        #[arg(long, conflicts_with = "check")]
         force: bool,
+        /// Check that `fork/patches` is a reviewable stack: within its size targets, and every
+        /// prefix of the series applies and passes `cargo check` (in `fork/work/check`)
+        #[arg(long)]
+        check: bool,
     },
-    /// Materialize the fork and build its `cargo` binary into `target/fork`
+    /// Materialize the fork and build its `cargo` and `build-sandbox-helper` into `target/fork`
     BuildFork,
     /// Build the fork and install it as the rustup toolchain `nightly-fork`
     Install,
@@ -76,6 +82,7 @@ fn main() -> ExitCode {
     let ws = Workspace::new();
     let result = match cli.command {
         Command::Fork { export: true, .. } => fork::export(&ws),
+        Command::Fork { check: true, .. } => fork::check(&ws),
         Command::Fork { force, .. } => fork::materialize(&ws, fork::Mode::Strict { force }),
         Command::BuildFork => fork::build(&ws).map(|_| ()),
         Command::Install => install::install(&ws),

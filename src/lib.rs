@@ -4,12 +4,13 @@
 //! calls it in three steps for every build script it is about to run:
 //!
 //! 1. **Parse.** The package's `[package.build-sandbox]` table becomes a
-//!    [`Request`] ([`Request::from_toml`]); the consumer's
-//!    `[build-sandbox.allow.*]` configuration becomes [`Grant`]s
-//!    ([`Grant::from_toml`]). Errors carry the key path so that Cargo can point
-//!    at the offending key.
-//! 2. **Decide.** The consumer's [`Approval`] for a package is its matching
-//!    grants ([`grants_for`]), default limits and [`Trust`] mode.
+//!    [`Request`] ([`Request::from_toml`]); the consumer's `[build-sandbox]`
+//!    configuration becomes a [`ConsumerConfig`] ([`ConsumerConfig::from_toml`]:
+//!    runner, trust, default limits, [`Grant`]s, allowed [`Weakening`]s). Errors
+//!    carry the key path so that Cargo can point at the offending key.
+//! 2. **Decide.** The consumer's [`Approval`] for a package
+//!    ([`ConsumerConfig::approval`]) is its matching grants, default limits and
+//!    [`Trust`] mode.
 //!    [`EffectivePolicy::new`] combines the [`Baseline`] every script gets with
 //!    what the approval grants: a package's declaration never adds to it (it
 //!    only lowers limits), unless the consumer opted into [`Trust::Declared`].
@@ -48,8 +49,11 @@ pub use build_tool::config_edit::{ConfigEditError, add_grant, grant_snippet};
 pub use build_tool::directives::{forbidden_link_args, forbidden_rustc_env, neutralize_control};
 pub use build_tool::hints::suggest_grant;
 pub use build_tool::report::{ReportEntry, render_report_human, render_report_json};
+pub use policy::config::{ConsumerConfig, Weakening};
 pub use policy::effective::{Baseline, EffectivePolicy};
-pub use policy::grants::{Grant, PackageMatcher, RunnerSelection, grants_for};
+pub use policy::grants::{Grant, PackageMatcher, RunnerSelection};
+#[cfg(test)]
+pub(crate) use policy::grants::grants_for;
 pub use policy::trust::{Approval, Trust};
 pub use policy::{
     DEFAULT_OUTPUT_LIMIT, EnvPattern, Limits, NetTarget, PolicyError, Preset, Program, Request,

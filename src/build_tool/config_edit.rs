@@ -1,12 +1,13 @@
-//! `cargo build-sandbox allow`: adding a grant to a Cargo configuration file.
+//! Adding a grant to the embedding program's configuration file.
 //!
-//! [`add_grant`] edits the text of a `.cargo/config.toml` with `toml_edit`, so
-//! that comments, whitespace and everything it does not touch stay byte for
-//! byte as they were. It adds to the `[build-sandbox.allow."<key>"]` table of
-//! the package, creating it at the end of the file if there is none, and
-//! reusing it however it is written (a table header, dotted keys, an inline
-//! table). Lists gain the new entries that are not there yet; booleans are set;
-//! limits are replaced.
+//! [`add_grant`] edits the text of a TOML configuration file with `toml_edit`,
+//! so that comments, whitespace and everything it does not touch stay byte for
+//! byte as they were. The embedding program names the table that holds the
+//! grants (its path of keys, say `allow` below its own sandbox table). The
+//! edit adds to that table's `"<key>"` entry for the package, creating it at
+//! the end of the file if there is none, and reusing it however it is written
+//! (a table header, dotted keys, an inline table). Lists gain the new entries
+//! that are not there yet; booleans are set; limits are replaced.
 
 use std::fmt;
 
@@ -21,14 +22,15 @@ pub enum ConfigEditError {
     Parse(toml_edit::TomlError),
     /// A key on the way to the grant holds a value of another type.
     WrongType {
-        /// The dotted key, e.g. `build-sandbox.allow.foo.run`.
+        /// The dotted key, from the root of the file, e.g. `<table>.foo.run`.
         key: String,
         /// What the grant needs there, e.g. `an array of strings`.
         expected: &'static str,
         /// What is there, e.g. `a string`.
         found: &'static str,
     },
-    /// The additions choose a runner, which a grant cannot.
+    /// The additions choose a runner, which a grant cannot; the embedding
+    /// program may say where the runner is chosen instead.
     Runner,
 }
 
@@ -45,10 +47,7 @@ impl fmt::Display for ConfigEditError {
                 "`{key}` is {found}, expected {expected}\n\
                  help: fix or remove `{key}`, then add the grant again"
             ),
-            ConfigEditError::Runner => f.write_str(
-                "a grant cannot choose the runner\n\
-                 help: set `build-sandbox.runner` instead",
-            ),
+            ConfigEditError::Runner => f.write_str("a grant cannot choose the runner"),
         }
     }
 }
@@ -56,31 +55,34 @@ impl fmt::Display for ConfigEditError {
 impl std::error::Error for ConfigEditError {}
 
 /// Ready-to-paste configuration granting each `(package key, request)`:
-/// one `[build-sandbox.allow."<key>"]` table per entry, in the given order,
-/// with the keys of [`Request::to_toml_table`]. The key is what a consumer
+/// one `[<table>."<key>"]` table per entry, in the given order, with the keys
+/// of [`Request::to_toml_table`]; `table` is the path of keys of the table
+/// that holds the grants. The key is what a consumer
 /// would write, e.g. `openssl-sys@0.9.109` (a caret requirement: it keeps
 /// applying to `0.9.110`, whose new requests are checked again, but not to
 /// `0.10.0`).
-pub fn grant_snippet(entries: &[(String, Request)]) -> String {
-    let mut allow = toml_edit::Table::new();
-    allow.set_implicit(true);
+pub fn grant_snippet(table: &[&str], entries: &[(String, Request)]) -> String {
+    let mut grants = Table::new();
+    grants.set_implicit(true);
     for (key, request) in entries {
-        allow.insert(key, toml_edit::Item::Table(request.to_toml_table()));
+        grants.insert(key, Item::Table(request.to_toml_table()));
     }
-    let mut sandbox = toml_edit::Table::new();
-    sandbox.set_implicit(true);
-    sandbox.insert("allow", toml_edit::Item::Table(allow));
-    let mut document = toml_edit::DocumentMut::new();
-    document.insert("build-sandbox", toml_edit::Item::Table(sandbox));
-    document.to_string()
+    for key in table.iter().rev() {
+        let mut parent = implicit();
+        parent.insert(key, Item::Table(grants));
+        grants = parent;
+    }
+    DocumentMut::from(grants).to_string()
 }
 
-/// `config` with `additions` added to `[build-sandbox.allow."<package_key>"]`.
+/// `config` with `additions` added to `[<table>."<package_key>"]`; `table`
+/// is the path of keys of the table that holds the grants.
 ///
-/// `package_key` is written as given (`name`, `name@req` or `*`); Cargo
+/// `package_key` is written as given (`name`, `name@req` or `*`); the caller
 /// checks it first. Paths are written as given too.
 pub fn add_grant(
     config: &str,
+    table: &[&str],
     package_key: &str,
     additions: &Request,
 ) -> Result<String, ConfigEditError> {
@@ -88,12 +90,14 @@ pub fn add_grant(
         return Err(ConfigEditError::Runner);
     }
     let mut document: DocumentMut = config.parse().map_err(ConfigEditError::Parse)?;
-    let mut path = vec!["build-sandbox".to_owned()];
-    let sandbox = child_table(document.as_table_mut(), "build-sandbox", &path, implicit())?;
-    path.push("allow".to_owned());
-    let allow = child_table(sandbox, "allow", &path, implicit())?;
+    let mut path: Vec<String> = Vec::new();
+    let mut grants: &mut dyn TableLike = document.as_table_mut();
+    for key in table {
+        path.push((*key).to_owned());
+        grants = child_table(grants, key, &path, implicit())?;
+    }
     path.push(package_key.to_owned());
-    let grant = child_table(allow, package_key, &path, Table::new())?;
+    let grant = child_table(grants, package_key, &path, Table::new())?;
 
     let new = additions.to_toml_table();
     for (key, item) in new.iter() {
@@ -126,9 +130,8 @@ pub fn add_grant(
     }
     // Values added to an inline table would keep the spacing of the end of
     // the table before them; inline tables are reformatted instead.
-    let grant = (document.get_mut("build-sandbox"))
-        .and_then(|sandbox| sandbox.get_mut("allow"))
-        .and_then(|allow| allow.get_mut(package_key))
+    let grant = (table.iter().copied().chain([package_key]))
+        .try_fold(document.as_item_mut(), |item, key| item.get_mut(key))
         .and_then(Item::as_inline_table_mut);
     if let Some(grant) = grant {
         grant.fmt();
@@ -156,15 +159,17 @@ fn next_prefix(array: &toml_edit::Array) -> String {
     }
 }
 
-fn dotted(path: &[String]) -> String {
+/// The keys of `path` joined with dots, each quoted unless it is bare.
+pub(crate) fn dotted(path: &[impl AsRef<str>]) -> String {
     path.iter()
         .map(|key| {
+            let key = key.as_ref();
             let bare = !key.is_empty()
                 && key
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if bare {
-                key.clone()
+                key.to_owned()
             } else {
                 format!("{key:?}")
             }
@@ -281,8 +286,11 @@ mod tests {
         Request::parse_at(text, "")
     }
 
+    /// Where the tests keep grants, as Cargo does.
+    const TABLE: &[&str] = &["build-sandbox", "allow"];
+
     fn add(config: &str, key: &str, text: &str) -> String {
-        add_grant(config, key, &additions(text)).unwrap()
+        add_grant(config, TABLE, key, &additions(text)).unwrap()
     }
 
     const CONFIG: &str = "\
@@ -403,7 +411,7 @@ clock = false
     #[test]
     fn wrong_types_are_errors_naming_the_key() {
         let err = |config: &str, text: &str| {
-            add_grant(config, "foo@1.2", &additions(text))
+            add_grant(config, TABLE, "foo@1.2", &additions(text))
                 .unwrap_err()
                 .to_string()
         };
@@ -442,10 +450,9 @@ clock = false
             runner: Some(crate::RunnerKind::Native),
             ..Request::default()
         };
-        assert_eq!(
-            add_grant("", "foo", &runner).unwrap_err().to_string(),
-            "a grant cannot choose the runner\nhelp: set `build-sandbox.runner` instead"
-        );
+        let err = add_grant("", TABLE, "foo", &runner).unwrap_err();
+        assert!(matches!(err, ConfigEditError::Runner), "{err}");
+        assert_eq!(err.to_string(), "a grant cannot choose the runner");
     }
 
     #[test]
@@ -453,10 +460,13 @@ clock = false
         let missing = request(
             "linker-plugins = true\nrun = [\"cc\"]\nread = [\"/usr/include\"]\nclock = true",
         );
-        let snippet = grant_snippet(&[
+        let snippet = grant_snippet(
+            TABLE,
+            &[
             ("openssl-sys@0.9.109".to_owned(), missing),
             ("ring".to_owned(), request("env = [\"CC\"]")),
-        ]);
+            ],
+        );
         assert_eq!(
             snippet,
             "[build-sandbox.allow.\"openssl-sys@0.9.109\"]\n\
@@ -468,7 +478,7 @@ clock = false
              [build-sandbox.allow.ring]\n\
              env = [\"CC\"]\n"
         );
-        assert_eq!(grant_snippet(&[]), "");
+        assert_eq!(grant_snippet(TABLE, &[]), "");
     }
 
     #[test]
@@ -481,7 +491,7 @@ clock = false
              limits = { output = \"1000GB\" }",
         );
         let key = "openssl-sys@0.9.109".to_owned();
-        let snippet = grant_snippet(&[(key.clone(), missing.clone())]);
+        let snippet = grant_snippet(TABLE, &[(key.clone(), missing.clone())]);
         let config: toml::Table = snippet.parse().unwrap();
         let allow = config["build-sandbox"]["allow"].as_table().unwrap();
         let grants: Vec<Grant> = allow

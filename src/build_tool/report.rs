@@ -1,14 +1,14 @@
-//! `cargo build-sandbox report`: what every build script declares, is
-//! approved, and lacks.
+//! The report of what every build script declares, is approved, and lacks.
 //!
-//! Cargo makes one [`ReportEntry`] per package with a build script
-//! ([`ReportEntry::new`] computes what is approved and what is missing from
-//! the consumer's [`Approval`]) and prints them with [`render_report_human`] or,
-//! for `--format json`, [`render_report_json`].
+//! The embedding program makes one [`ReportEntry`] per package with a build
+//! script ([`ReportEntry::new`] computes what is approved and what is missing
+//! from the consumer's [`Approval`]) and prints them with
+//! [`render_report_human`] or, as JSON, [`render_report_json`].
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::config_edit::dotted;
 use crate::policy::{display_duration, display_size};
 use crate::{Approval, Request, RunnerKind, Trust};
 
@@ -58,18 +58,22 @@ impl ReportEntry {
     }
 }
 
-/// One block per package, a line for each part, `-` for an empty part:
+/// A line on the trust mode, then one block per package, a line for each
+/// part, `-` for an empty part; `table` is the path of keys of the table that
+/// holds the consumer's grants, as for [`add_grant`](crate::add_grant):
 ///
 /// ```text
+/// trust: approved (build scripts get what `[<table>]` grants)
 /// openssl-sys v0.9.109 (runner `native`)
 ///   declared   run [cc, pkg-config]; clock
 ///   approved   run [cc]
 ///   missing    run [pkg-config]; clock
 /// ```
-pub fn render_report_human(trust: Trust, entries: &[ReportEntry]) -> String {
+pub fn render_report_human(trust: Trust, table: &[&str], entries: &[ReportEntry]) -> String {
     let mut out = match trust {
-        Trust::Approved => String::from(
-            "trust: approved (build scripts get what `[build-sandbox.allow]` grants)\n",
+        Trust::Approved => format!(
+            "trust: approved (build scripts get what `[{}]` grants)\n",
+            dotted(table)
         ),
         Trust::Declared => {
             String::from("trust: declared (build scripts also get what their packages declare)\n")
@@ -199,7 +203,11 @@ mod tests {
     #[test]
     fn human_report() {
         assert_eq!(
-            render_report_human(Trust::Approved, &entries(Trust::Approved)),
+            render_report_human(
+                Trust::Approved,
+                &["build-sandbox", "allow"],
+                &entries(Trust::Approved)
+            ),
             "trust: approved (build scripts get what `[build-sandbox.allow]` grants)\n\
              openssl-sys v0.9.109 (runner `native`)\n\
              \x20 declared   runner native; run [cc, pkg-config]; clock; time limit 60s\n\
@@ -221,7 +229,7 @@ mod tests {
         );
         assert_eq!(summary(&entries[0].missing), "run [pkg-config]; clock");
         assert_eq!(
-            render_report_human(Trust::Declared, &[]),
+            render_report_human(Trust::Declared, &["build-sandbox", "allow"], &[]),
             "trust: declared (build scripts also get what their packages declare)\n"
         );
     }

@@ -1,22 +1,18 @@
-//! The consumer's side: the `[build-sandbox]` table of Cargo's configuration.
+//! The consumer's grants: the `allow` entries of its configuration (see
+//! [`crate::ConsumerConfig`]), and how the runner is chosen.
 //!
 //! ```toml
-//! [build-sandbox]
-//! runner = "auto"            # or "noop", "wasmtime", "native"
-//!
-//! [build-sandbox.allow.openssl-sys]
+//! [allow.openssl-sys]
 //! run = ["pkg-config"]
-//! [build-sandbox.allow."ring@0.17"]
+//! [allow."ring@0.17"]
 //! presets = ["cc"]
-//! [build-sandbox.allow."*"]
+//! [allow."*"]
 //! env = ["CC"]
 //! ```
 //!
-//! Each `allow` entry is a [`Grant`]: a [`PackageMatcher`] built from the key and a
+//! Each entry is a [`Grant`]: a [`PackageMatcher`] built from the key and a
 //! [`Request`] built from the value with the same keys as the manifest table.
-//! The caller reads the configuration (it knows where each value was defined, so
-//! it passes the directory relative paths are resolved against) and asks
-//! [`grants_for`] which grants apply to a package.
+//! [`grants_for`] says which grants apply to a package.
 
 use std::fmt;
 use std::path::Path;
@@ -158,7 +154,7 @@ impl Grant {
         if request.runner.is_some() {
             return Err(PolicyError::new(
                 &[key, "runner"],
-                "a grant cannot choose the runner; set `build-sandbox.runner` instead",
+                "a grant cannot choose the runner; the configuration's `runner` key does",
             ));
         }
         request.resolve_paths(base);
@@ -167,7 +163,7 @@ impl Grant {
 }
 
 /// The grants that apply to a package, in configuration order.
-pub fn grants_for<'a>(
+pub(crate) fn grants_for<'a>(
     grants: &'a [Grant],
     name: &'a str,
     version: &'a semver::Version,

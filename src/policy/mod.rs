@@ -22,6 +22,7 @@ pub(crate) use self::limits::{display_duration, display_size};
 
 mod limits;
 
+pub mod config;
 pub mod effective;
 pub mod grants;
 pub mod trust;
@@ -591,7 +592,7 @@ fn expect_bool(value: &toml::Value, at: &[&str]) -> Result<bool, PolicyError> {
         .ok_or_else(|| invalid_type(value, "a boolean", at))
 }
 
-fn parse_list<T: Ord>(
+pub(crate) fn parse_list<T: Ord>(
     value: &toml::Value,
     at: &[&str],
     parse: impl Fn(&str) -> Result<T, String>,

@@ -17,11 +17,10 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::str::FromStr;
 
 use anyhow::Context as _;
 
-use crate::{EffectivePolicy, RunnerKind};
+use crate::{EffectivePolicy, RunnerKind, Weakening};
 
 pub mod native;
 mod noop;
@@ -146,6 +145,52 @@ impl LimitKind {
 
 impl std::error::Error for RunError {}
 
+/// A runner's refusal to run: what the system or the policy lacks, and what
+/// the user can change for the run to go ahead.
+///
+/// Runners return it inside an [`anyhow::Error`] (from [`create`],
+/// [`SandboxRunner::check`] and, as [`RunError::Sandbox`], from
+/// [`SandboxRunner::run`]). It displays as its message; the remedies are
+/// settings of the embedding program, which words each as a `help:` line of
+/// its own and prints them after the message, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The reason, then its `note:` lines (and `help:` lines that need no
+    /// setting), one per line, without a final newline.
+    pub message: String,
+    /// What the user can set instead, in the order to print them.
+    pub remedies: Vec<Remedy>,
+}
+
+/// A setting that would let a refused run go ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Remedy {
+    /// Allowing the weakening, which the runner was not allowed.
+    AllowWeaker {
+        /// The protection to go without.
+        weakening: Weakening,
+        /// What running with it does, as a clause to put before the setting,
+        /// e.g. `to run build scripts without a process limit`.
+        purpose: &'static str,
+    },
+    /// Choosing another runner for the build script.
+    UseRunner {
+        /// The runner.
+        runner: RunnerKind,
+        /// What running with it does, if worth saying, e.g. `to run build
+        /// scripts unconfined`.
+        purpose: Option<&'static str>,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
 /// Empties the script's private temporary directory, creating it if needed.
 pub(crate) fn reset_temp_dir(dir: &Path) -> anyhow::Result<()> {
     match std::fs::remove_dir_all(dir) {
@@ -184,23 +229,9 @@ pub trait SandboxRunner: Send + Sync {
     ) -> Result<Output, RunError>;
 }
 
-/// How a runner can re-enter this crate in a fresh process (the native runner's helper).
-///
-/// The program must call [`native::run_helper_if_requested`] first thing in
-/// its `main`; `args` must make it do so (see [`native::HELPER_ARG`]).
-#[derive(Clone, Debug)]
-pub struct HelperCommand {
-    /// The executable, usually [`std::env::current_exe`].
-    pub program: PathBuf,
-    /// The arguments that select the helper, usually `[HELPER_ARG]`.
-    pub args: Vec<OsString>,
-}
-
 /// What runners need from the embedding program.
 #[derive(Clone, Debug)]
 pub struct RunnerContext {
-    /// How to start the native runner's helper process.
-    pub helper: HelperCommand,
     /// Protections the user agreed to go without where the system cannot
     /// provide them; empty unless configured.
     pub allow_weaker: BTreeSet<Weakening>,
@@ -211,73 +242,6 @@ pub struct RunnerContext {
     /// The runner runs the code it finds there: only the runner may write to
     /// it, and it refuses policies that let a build script write there.
     pub cache_dir: Option<PathBuf>,
-}
-
-/// A protection a runner may go without, when the user explicitly allows it,
-/// instead of refusing to run (`build-sandbox.native.allow-weaker` in Cargo's
-/// configuration, e.g. `["process-limit"]`).
-///
-/// A runner uses a weakening only where it cannot enforce the protection; the
-/// embedding program warns about it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Weakening {
-    /// Run without a process limit when none can be enforced: the `native`
-    /// runner limits processes with a `pids` cgroup, or with `RLIMIT_NPROC`,
-    /// which the kernel does not apply to root.
-    ProcessLimit,
-    /// Limit the address space of each process (`RLIMIT_AS`) when the memory of
-    /// the script's whole process tree cannot be limited (no `memory` cgroup).
-    MemoryLimit,
-    /// Apply the landlock restrictions the kernel enforces when it lacks some
-    /// that the `native` runner uses (landlock ABI 1 to 5, Linux 5.13 to 6.11):
-    /// reads and writes stay confined, but below ABI 3 a script can truncate
-    /// (empty) any file the user may write, below 5 it can use `ioctl` on the
-    /// devices it may open, and below 6 it has no signal and abstract unix
-    /// socket scopes (the namespaces and seccomp still stand in for them). It
-    /// never runs a script without landlock, nor one with `net` grants without
-    /// TCP port rules (below ABI 4).
-    PartialLandlock,
-}
-
-impl Weakening {
-    /// Every weakening, in the order error messages list them.
-    pub const ALL: [Weakening; 3] = [
-        Weakening::ProcessLimit,
-        Weakening::MemoryLimit,
-        Weakening::PartialLandlock,
-    ];
-
-    /// The name used in configuration, e.g. `process-limit`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Weakening::ProcessLimit => "process-limit",
-            Weakening::MemoryLimit => "memory-limit",
-            Weakening::PartialLandlock => "partial-landlock",
-        }
-    }
-}
-
-impl FromStr for Weakening {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Weakening::ALL
-            .into_iter()
-            .find(|weakening| weakening.name() == s)
-            .ok_or_else(|| {
-                let [rest @ .., last] = Weakening::ALL.map(|weakening| format!("`{weakening}`"));
-                format!(
-                    "unknown weakening `{s}`, expected {} or {last}",
-                    rest.join(", ")
-                )
-            })
-    }
-}
-
-impl fmt::Display for Weakening {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 /// Creates the runner of the given kind.
@@ -296,47 +260,31 @@ fn create_wasmtime(context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRun
 
 #[cfg(not(unix))]
 fn create_wasmtime(_context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunner>> {
-    anyhow::bail!(
-        "the `wasmtime` sandbox runner is not supported on this platform yet\n\
-         help: choose the `noop` runner with `-Zsandboxed-build-scripts=noop`"
-    )
+    Err(Refusal {
+        message: "the `wasmtime` sandbox runner is not supported on this platform yet".to_owned(),
+        remedies: vec![Remedy::UseRunner {
+            runner: RunnerKind::Noop,
+            purpose: None,
+        }],
+    }
+    .into())
 }
 
 #[cfg(target_os = "linux")]
 fn create_native(context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunner>> {
-    Ok(Box::new(NativeRunner::new(
-        context.helper.clone(),
-        context.allow_weaker.clone(),
-    )))
+    Ok(Box::new(NativeRunner::new(context.allow_weaker.clone())))
 }
 
 #[cfg(not(target_os = "linux"))]
 fn create_native(_context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunner>> {
-    anyhow::bail!(
-        "the `native` sandbox runner is not supported on this platform\n\
-         note: it confines build scripts with Linux namespaces, landlock and seccomp\n\
-         help: choose the `noop` runner with `-Zsandboxed-build-scripts=noop`"
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn weakenings_are_named_in_kebab_case() {
-        for weakening in Weakening::ALL {
-            assert_eq!(weakening.to_string().parse(), Ok(weakening));
-        }
-        assert_eq!("process-limit".parse(), Ok(Weakening::ProcessLimit));
-        assert_eq!("partial-landlock".parse(), Ok(Weakening::PartialLandlock));
-        assert_eq!(
-            "processes".parse::<Weakening>(),
-            Err(
-                "unknown weakening `processes`, expected `process-limit`, `memory-limit` or \
-                 `partial-landlock`"
-                    .into()
-            )
-        );
+    Err(Refusal {
+        message: "the `native` sandbox runner is not supported on this platform\n\
+                  note: it confines build scripts with Linux namespaces, landlock and seccomp"
+            .to_owned(),
+        remedies: vec![Remedy::UseRunner {
+            runner: RunnerKind::Noop,
+            purpose: None,
+        }],
     }
+    .into())
 }

@@ -60,7 +60,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::policy::display_size;
-use crate::runner::{LimitKind, Weakening};
+use crate::Weakening;
+use crate::runner::{LimitKind, Refusal, Remedy};
 
 /// How long dropping [`RunCgroups`] waits for a cgroup to become empty.
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -366,16 +367,24 @@ fn decide(
 ) -> anyhow::Result<Plan> {
     let pids = match &support.pids {
         Ok(hierarchy) => Some((hierarchy.clone(), processes)),
-        Err(why) if root && !allow_weaker.contains(&Weakening::ProcessLimit) => anyhow::bail!(
-            "cannot limit the number of processes: Cargo runs as root and no writable `pids` \
-             cgroup was found\n\
-             note: {why}\n\
-             note: the kernel does not apply `RLIMIT_NPROC` to root, not even in a user namespace\n\
-             help: run Cargo as another user, or in a cgroup where it can create `pids` cgroups\n\
-             help: to run build scripts without a process limit, set \
-             `build-sandbox.native.allow-weaker = [\"{}\"]`",
-            Weakening::ProcessLimit,
-        ),
+        Err(why) if root && !allow_weaker.contains(&Weakening::ProcessLimit) => {
+            return Err(Refusal {
+                message: format!(
+                    "cannot limit the number of processes: Cargo runs as root and no writable \
+                     `pids` cgroup was found\n\
+                     note: {why}\n\
+                     note: the kernel does not apply `RLIMIT_NPROC` to root, not even in a user \
+                     namespace\n\
+                     help: run Cargo as another user, or in a cgroup where it can create `pids` \
+                     cgroups"
+                ),
+                remedies: vec![Remedy::AllowWeaker {
+                    weakening: Weakening::ProcessLimit,
+                    purpose: "to run build scripts without a process limit",
+                }],
+            }
+            .into());
+        }
         // `RLIMIT_NPROC` limits processes, or the user allowed going without.
         Err(_) => None,
     };
@@ -383,17 +392,23 @@ fn decide(
         (None, _) => None,
         (Some(limit), Ok(hierarchy)) => Some((hierarchy.clone(), limit)),
         (Some(_), Err(_)) if allow_weaker.contains(&Weakening::MemoryLimit) => None,
-        (Some(limit), Err(why)) => anyhow::bail!(
-            "cannot limit the memory of build scripts to {}: no writable `memory` cgroup was \
-             found\n\
-             note: {why}\n\
-             note: `limits.memory` is for the whole process tree of the script\n\
-             help: run Cargo in a cgroup where it can create `memory` cgroups\n\
-             help: to limit the address space of each process instead, set \
-             `build-sandbox.native.allow-weaker = [\"{}\"]`",
-            display_size(limit),
-            Weakening::MemoryLimit,
-        ),
+        (Some(limit), Err(why)) => {
+            return Err(Refusal {
+                message: format!(
+                    "cannot limit the memory of build scripts to {}: no writable `memory` cgroup \
+                     was found\n\
+                     note: {why}\n\
+                     note: `limits.memory` is for the whole process tree of the script\n\
+                     help: run Cargo in a cgroup where it can create `memory` cgroups",
+                    display_size(limit),
+                ),
+                remedies: vec![Remedy::AllowWeaker {
+                    weakening: Weakening::MemoryLimit,
+                    purpose: "to limit the address space of each process instead",
+                }],
+            }
+            .into());
+        }
     };
     Ok(Plan { pids, memory })
 }
@@ -610,16 +625,22 @@ mod tests {
 
         let err = decide(&none, true, 512, None, &allow(&[])).unwrap_err();
         assert_eq!(
-            err.to_string(),
-            "cannot limit the number of processes: Cargo runs as root and no writable `pids` \
-             cgroup was found\n\
-             note: failed to create a cgroup in `/sys/fs/cgroup/pids`: Read-only file system \
-             (os error 30)\n\
-             note: the kernel does not apply `RLIMIT_NPROC` to root, not even in a user \
-             namespace\n\
-             help: run Cargo as another user, or in a cgroup where it can create `pids` cgroups\n\
-             help: to run build scripts without a process limit, set \
-             `build-sandbox.native.allow-weaker = [\"process-limit\"]`"
+            err.downcast_ref::<Refusal>(),
+            Some(&Refusal {
+                message: "cannot limit the number of processes: Cargo runs as root and no \
+                          writable `pids` cgroup was found\n\
+                          note: failed to create a cgroup in `/sys/fs/cgroup/pids`: Read-only \
+                          file system (os error 30)\n\
+                          note: the kernel does not apply `RLIMIT_NPROC` to root, not even in \
+                          a user namespace\n\
+                          help: run Cargo as another user, or in a cgroup where it can create \
+                          `pids` cgroups"
+                    .to_owned(),
+                remedies: vec![Remedy::AllowWeaker {
+                    weakening: Weakening::ProcessLimit,
+                    purpose: "to run build scripts without a process limit",
+                }],
+            })
         );
         let plan = decide(&none, true, 512, None, &allow(&[Weakening::ProcessLimit])).unwrap();
         assert!(plan.pids.is_none());
@@ -635,7 +656,14 @@ mod tests {
             ),
             "{err}"
         );
-        assert!(err.to_string().ends_with("[\"memory-limit\"]`"), "{err}");
+        assert!(err.to_string().ends_with("`memory` cgroups"), "{err}");
+        assert_eq!(
+            err.downcast_ref::<Refusal>().unwrap().remedies,
+            [Remedy::AllowWeaker {
+                weakening: Weakening::MemoryLimit,
+                purpose: "to limit the address space of each process instead",
+            }]
+        );
         let plan = decide(
             &none,
             false,

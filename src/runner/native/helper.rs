@@ -1,6 +1,6 @@
 //! The helper: a fresh process that confines itself and then becomes the build script.
 //!
-//! The runner starts the embedding program again (see [`HELPER_ARG`]) in a new
+//! The runner starts the helper executable (see [`HELPER_NAME`]) in a new
 //! session, with the [`ConfinementSpec`] as JSON on stdin and a *status pipe*
 //! inherited as `status_fd`. Being a fresh, single-threaded process, the helper
 //! may allocate and use the standard library until it calls `execve`; nothing
@@ -38,7 +38,7 @@
 //! (`exec: <errno>` when `execve` itself fails), which the runner turns into an
 //! error naming the step; stdout and stderr stay the script's own.
 //!
-//! [`HELPER_ARG`]: super::HELPER_ARG
+//! [`HELPER_NAME`]: super::HELPER_NAME
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;

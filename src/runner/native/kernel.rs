@@ -42,7 +42,8 @@ use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope,
 };
 
-use crate::runner::Weakening;
+use crate::runner::{Refusal, Remedy};
+use crate::{RunnerKind, Weakening};
 
 /// The landlock ABI whose every restriction the runner applies when the kernel
 /// has it; older ABIs only with [`Weakening::PartialLandlock`].
@@ -73,19 +74,23 @@ struct Support {
 /// returns the landlock ABI to apply; `net` is whether the policy has `net` grants.
 pub(super) fn check_support(net: bool, allow_weaker: &BTreeSet<Weakening>) -> anyhow::Result<ABI> {
     static SUPPORT: OnceLock<Support> = OnceLock::new();
-    let support = SUPPORT.get_or_init(probe);
+    check(SUPPORT.get_or_init(probe), net, allow_weaker)
+}
+
+/// [`check_support`] with what the kernel offers.
+fn check(support: &Support, net: bool, allow_weaker: &BTreeSet<Weakening>) -> anyhow::Result<ABI> {
     // A missing namespace first: no weakening helps with it.
     support
         .namespaces
         .as_ref()
-        .map_err(|missing| refusal(missing, &[]))
+        .map_err(|missing| refusal(missing, &[], vec![]))
         .and_then(|()| decide(support.landlock, net, allow_weaker))
-        .map_err(anyhow::Error::msg)
+        .map_err(anyhow::Error::new)
 }
 
 /// Decides which landlock ABI to apply when the kernel enforces `probed`, or
-/// refuses with the whole message; `net` is whether the policy has `net` grants.
-fn decide(probed: ABI, net: bool, allow_weaker: &BTreeSet<Weakening>) -> Result<ABI, String> {
+/// refuses; `net` is whether the policy has `net` grants.
+fn decide(probed: ABI, net: bool, allow_weaker: &BTreeSet<Weakening>) -> Result<ABI, Refusal> {
     if probed >= LANDLOCK_ABI {
         return Ok(LANDLOCK_ABI);
     }
@@ -102,6 +107,7 @@ fn decide(probed: ABI, net: bool, allow_weaker: &BTreeSet<Weakening>) -> Result<
             "landlock is not available (the kernel is built without it, or it is not enabled \
              at boot)",
             &notes,
+            vec![],
         ));
     }
     let lacking: Vec<_> = ADDED
@@ -120,6 +126,7 @@ fn decide(probed: ABI, net: bool, allow_weaker: &BTreeSet<Weakening>) -> Result<
                 "note: the policy grants `net`, and without TCP port rules the build script \
                  could connect anywhere, which `{weakening}` does not allow"
             )],
+            vec![],
         ));
     }
     if allow_weaker.contains(&weakening) {
@@ -127,30 +134,31 @@ fn decide(probed: ABI, net: bool, allow_weaker: &BTreeSet<Weakening>) -> Result<
     }
     Err(refusal(
         &missing,
-        &[format!(
-            "help: to run build scripts with the landlock restrictions this kernel enforces, \
-             set `build-sandbox.native.allow-weaker = [\"{weakening}\"]`"
-        )],
+        &[],
+        vec![Remedy::AllowWeaker {
+            weakening,
+            purpose: "to run build scripts with the landlock restrictions this kernel enforces",
+        }],
     ))
 }
 
-/// The message refusing to run because the system lacks `missing`, with more
-/// `note:` and `help:` lines before the last `help:`.
-fn refusal(missing: &str, lines: &[String]) -> String {
+/// The refusal to run because the system lacks `missing`, with more `note:`
+/// lines, and `remedies` before the last one, the `noop` runner.
+fn refusal(missing: &str, notes: &[String], mut remedies: Vec<Remedy>) -> Refusal {
     let mut message = format!(
         "the `native` sandbox runner cannot confine build scripts on this system: {missing}\n\
          note: it needs Linux 6.12 or newer with landlock enabled and user, PID and network \
-         namespaces\n"
+         namespaces"
     );
-    for line in lines {
-        message.push_str(line);
+    for note in notes {
         message.push('\n');
+        message.push_str(note);
     }
-    message.push_str(
-        "help: choose the `noop` runner with `-Zsandboxed-build-scripts=noop` to run build \
-         scripts unconfined",
-    );
-    message
+    remedies.push(Remedy::UseRunner {
+        runner: RunnerKind::Noop,
+        purpose: Some("to run build scripts unconfined"),
+    });
+    Refusal { message, remedies }
 }
 
 fn probe() -> Support {
@@ -249,24 +257,34 @@ mod tests {
         }
     }
 
+    const PARTIAL: Remedy = Remedy::AllowWeaker {
+        weakening: Weakening::PartialLandlock,
+        purpose: "to run build scripts with the landlock restrictions this kernel enforces",
+    };
+
+    const NOOP: Remedy = Remedy::UseRunner {
+        runner: RunnerKind::Noop,
+        purpose: Some("to run build scripts unconfined"),
+    };
+
     #[test]
     fn older_abis_are_refused_without_the_weakening() {
         let err = decide(ABI::V5, false, &allow(&[Weakening::ProcessLimit])).unwrap_err();
         assert_eq!(
             err,
-            "the `native` sandbox runner cannot confine build scripts on this system: landlock \
-             ABI 6 is not available: the kernel has ABI 5, without signal and abstract unix \
-             socket scopes (ABI 6)\n\
-             note: it needs Linux 6.12 or newer with landlock enabled and user, PID and network \
-             namespaces\n\
-             help: to run build scripts with the landlock restrictions this kernel enforces, set \
-             `build-sandbox.native.allow-weaker = [\"partial-landlock\"]`\n\
-             help: choose the `noop` runner with `-Zsandboxed-build-scripts=noop` to run build \
-             scripts unconfined"
+            Refusal {
+                message: "the `native` sandbox runner cannot confine build scripts on this \
+                          system: landlock ABI 6 is not available: the kernel has ABI 5, \
+                          without signal and abstract unix socket scopes (ABI 6)\n\
+                          note: it needs Linux 6.12 or newer with landlock enabled and user, \
+                          PID and network namespaces"
+                    .to_owned(),
+                remedies: vec![PARTIAL, NOOP],
+            }
         );
         let err = decide(ABI::V1, false, &allow(&[])).unwrap_err();
         assert!(
-            err.starts_with(
+            err.message.starts_with(
                 "the `native` sandbox runner cannot confine build scripts on this system: \
                  landlock ABI 6 is not available: the kernel has ABI 1, without links and \
                  renames across directories (ABI 2), truncation rules (ABI 3), TCP port rules \
@@ -278,11 +296,11 @@ mod tests {
         // The weakening is offered wherever it would help.
         for probed in [ABI::V1, ABI::V2, ABI::V3, ABI::V4, ABI::V5] {
             let err = decide(probed, false, &allow(&[])).unwrap_err();
-            assert!(err.contains("[\"partial-landlock\"]"), "{err}");
+            assert_eq!(err.remedies, [PARTIAL, NOOP], "{err}");
         }
         for probed in [ABI::V4, ABI::V5] {
             let err = decide(probed, true, &allow(&[])).unwrap_err();
-            assert!(err.contains("[\"partial-landlock\"]"), "{err}");
+            assert_eq!(err.remedies, [PARTIAL, NOOP], "{err}");
         }
     }
 
@@ -303,51 +321,74 @@ mod tests {
             let err = decide(ABI::V3, true, &allowed).unwrap_err();
             assert_eq!(
                 err,
-                "the `native` sandbox runner cannot confine build scripts on this system: \
-                 landlock ABI 6 is not available: the kernel has ABI 3, without TCP port rules \
-                 (ABI 4), device ioctl rules (ABI 5), signal and abstract unix socket scopes \
-                 (ABI 6)\n\
-                 note: it needs Linux 6.12 or newer with landlock enabled and user, PID and \
-                 network namespaces\n\
-                 note: the policy grants `net`, and without TCP port rules the build script \
-                 could connect anywhere, which `partial-landlock` does not allow\n\
-                 help: choose the `noop` runner with `-Zsandboxed-build-scripts=noop` to run \
-                 build scripts unconfined"
+                Refusal {
+                    message: "the `native` sandbox runner cannot confine build scripts on this \
+                              system: landlock ABI 6 is not available: the kernel has ABI 3, \
+                              without TCP port rules (ABI 4), device ioctl rules (ABI 5), \
+                              signal and abstract unix socket scopes (ABI 6)\n\
+                              note: it needs Linux 6.12 or newer with landlock enabled and \
+                              user, PID and network namespaces\n\
+                              note: the policy grants `net`, and without TCP port rules the \
+                              build script could connect anywhere, which `partial-landlock` \
+                              does not allow"
+                        .to_owned(),
+                    remedies: vec![NOOP],
+                }
             );
         }
         for probed in [ABI::V1, ABI::V2] {
             for allowed in [allow(&[]), allow(&[Weakening::PartialLandlock])] {
                 let err = decide(probed, true, &allowed).unwrap_err();
-                assert!(err.contains("note: the policy grants `net`"), "{err}");
-                assert!(!err.contains("[\"partial-landlock\"]"), "{err}");
+                assert!(err.message.contains("\nnote: the policy grants `net`"), "{err}");
+                assert_eq!(err.remedies, [NOOP], "{err}");
             }
         }
     }
 
     #[test]
     fn no_landlock_is_always_refused() {
-        let message = |note: &str| {
-            format!(
+        let refusal = |note: &str| Refusal {
+            message: format!(
                 "the `native` sandbox runner cannot confine build scripts on this system: \
                  landlock is not available (the kernel is built without it, or it is not \
                  enabled at boot)\n\
                  note: it needs Linux 6.12 or newer with landlock enabled and user, PID and \
-                 network namespaces\n\
-                 {note}\
-                 help: choose the `noop` runner with `-Zsandboxed-build-scripts=noop` to run \
-                 build scripts unconfined"
-            )
+                 network namespaces\
+                 {note}"
+            ),
+            remedies: vec![NOOP],
         };
         for net in [false, true] {
-            assert_eq!(decide(ABI::Unsupported, net, &allow(&[])), Err(message("")));
+            assert_eq!(decide(ABI::Unsupported, net, &allow(&[])), Err(refusal("")));
             assert_eq!(
                 decide(ABI::Unsupported, net, &allow(&Weakening::ALL)),
-                Err(message(
-                    "note: `partial-landlock` needs landlock ABI 1 or newer: without landlock \
-                     nothing would confine the filesystem\n"
+                Err(refusal(
+                    "\nnote: `partial-landlock` needs landlock ABI 1 or newer: without landlock \
+                     nothing would confine the filesystem"
                 ))
             );
         }
+    }
+
+    #[test]
+    fn refusals_reach_the_embedding_program_typed() {
+        let support = Support {
+            landlock: ABI::V3,
+            namespaces: Ok(()),
+        };
+        let err = check(&support, false, &allow(&[])).unwrap_err();
+        let refusal = err.downcast_ref::<Refusal>().unwrap();
+        assert_eq!(refusal.remedies, [PARTIAL, NOOP]);
+        assert_eq!(err.to_string(), refusal.message);
+        let support = Support {
+            landlock: ABI::V6,
+            namespaces: Err("user namespaces are disabled (`user/max_user_namespaces` is 0)"
+                .to_owned()),
+        };
+        let err = check(&support, false, &allow(&[])).unwrap_err();
+        let refusal = err.downcast_ref::<Refusal>().unwrap();
+        assert!(refusal.message.ends_with("namespaces"), "{refusal}");
+        assert_eq!(refusal.remedies, [NOOP]);
     }
 
     #[test]

@@ -5,8 +5,7 @@
 //! `exec: <errno>` when `execve` fails, and the script's process writes
 //! `confined` just before `execve`. The pipe is read once the helper has exited,
 //! when every write end is closed. A helper that wrote nothing never got as far
-//! as reading its spec (the program does not call
-//! [`run_helper_if_requested`](super::run_helper_if_requested), say).
+//! as reading its spec (it is not the helper this runner was built with, say).
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -26,25 +25,21 @@ use super::spec::{ConfinementSpec, DEFAULT_PROCESSES, PathAccess};
 use super::sys::{check, pipe};
 use crate::runner::stream::{Watchdog, stream_output};
 use crate::runner::{
-    HelperCommand, Invocation, LineCallback, RunError, SandboxRunner, Weakening, reset_temp_dir,
+    Invocation, LineCallback, RunError, SandboxRunner, reset_temp_dir,
 };
-use crate::{EffectivePolicy, RunnerKind};
+use crate::{EffectivePolicy, RunnerKind, Weakening};
 
 /// Runs build scripts confined by namespaces, landlock and seccomp.
 #[derive(Clone, Debug)]
 pub struct NativeRunner {
-    helper: HelperCommand,
     allow_weaker: BTreeSet<Weakening>,
 }
 
 impl NativeRunner {
-    /// A runner that starts its helper with `helper`, and may go without the
-    /// protections in `allow_weaker` where the system cannot provide them.
-    pub fn new(helper: HelperCommand, allow_weaker: BTreeSet<Weakening>) -> NativeRunner {
-        NativeRunner {
-            helper,
-            allow_weaker,
-        }
+    /// A runner that may go without the protections in `allow_weaker` where
+    /// the system cannot provide them.
+    pub fn new(allow_weaker: BTreeSet<Weakening>) -> NativeRunner {
+        NativeRunner { allow_weaker }
     }
 
     /// Checks the kernel, decides which landlock ABI the helper applies and
@@ -66,6 +61,7 @@ impl SandboxRunner for NativeRunner {
     }
 
     fn check(&self, policy: &EffectivePolicy) -> anyhow::Result<()> {
+        helper_path()?;
         self.plan(policy).map(drop)
     }
 
@@ -90,11 +86,10 @@ impl SandboxRunner for NativeRunner {
         let (status_read, status_write) = pipe()
             .context("failed to create a pipe")
             .map_err(RunError::Sandbox)?;
-        let mut command = Command::new(&self.helper.program);
+        let helper = helper_path().map_err(RunError::Sandbox)?;
+        let mut command = Command::new(&helper);
         command
-            .args(&self.helper.args)
             .env_clear()
-            .env(super::HELPER_ENV, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -125,7 +120,7 @@ impl SandboxRunner for NativeRunner {
             .with_context(|| {
                 format!(
                     "failed to start the sandbox helper `{}`",
-                    self.helper.program.display()
+                    helper.display()
                 )
             })
             .map_err(RunError::Sandbox)?;
@@ -159,7 +154,7 @@ impl SandboxRunner for NativeRunner {
             .read_to_string(&mut report)
             .context("failed to read the report of the sandbox helper")
             .map_err(RunError::Sandbox)?;
-        let result = interpret(&report, result, &self.helper.program);
+        let result = interpret(&report, result, &helper);
         blame(result, &cgroups)
     }
 }
@@ -179,6 +174,24 @@ fn blame(result: Result<Output, RunError>, cgroups: &RunCgroups) -> Result<Outpu
         },
         result => result,
     }
+}
+
+/// The helper executable, [`HELPER_NAME`](super::HELPER_NAME) next to the
+/// running program.
+fn helper_path() -> anyhow::Result<std::path::PathBuf> {
+    let program = std::env::current_exe()
+        .context("failed to find the path of the running executable")?;
+    let helper = program.with_file_name(super::HELPER_NAME);
+    if !helper.is_file() {
+        anyhow::bail!(
+            "the sandbox helper `{}` is missing\n\
+             note: the `native` runner starts it for every build script; it is installed \
+             next to `{}`",
+            helper.display(),
+            program.display()
+        );
+    }
+    Ok(helper)
 }
 
 /// Combines the helper's report with the result of streaming.
@@ -204,9 +217,7 @@ fn interpret(
         Ok(output) if !confined => {
             let stderr = String::from_utf8_lossy(&output.stderr);
             Err(RunError::Sandbox(anyhow::anyhow!(
-                "the sandbox helper `{}` exited before confining the build script ({})\n{}\n\
-                 note: the program must call `build_sandbox::runner::native::run_helper_if_requested` \
-                 first thing in `main`",
+                "the sandbox helper `{}` exited before confining the build script ({})\n{}",
                 helper.display(),
                 output.status,
                 stderr.trim_end(),
@@ -259,7 +270,7 @@ mod tests {
 
     #[test]
     fn reports_are_interpreted() {
-        let helper = Path::new("/usr/bin/cargo");
+        let helper = Path::new("/usr/bin/build-sandbox-helper");
         let ok = interpret("confined\n", Ok(output("")), helper).unwrap();
         assert!(ok.status.success());
 
@@ -281,13 +292,11 @@ mod tests {
         };
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
 
-        let err = interpret("", Ok(output("usage: cargo")), helper).unwrap_err();
-        assert!(
-            err.to_string().starts_with(
-                "the sandbox helper `/usr/bin/cargo` exited before confining the build script \
-                 (exit status: 0)\nusage: cargo\n"
-            ),
-            "{err}"
+        let err = interpret("", Ok(output("error: bad spec")), helper).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the sandbox helper `/usr/bin/build-sandbox-helper` exited before confining the \
+             build script (exit status: 0)\nerror: bad spec"
         );
     }
 

@@ -41,7 +41,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use super::{Invocation, LineCallback, RunError, RunnerContext, SandboxRunner};
+use super::{Invocation, LineCallback, Refusal, Remedy, RunError, RunnerContext, SandboxRunner};
 use crate::policy::effective::resolved;
 use crate::{EffectivePolicy, RunnerKind};
 
@@ -85,26 +85,27 @@ impl SandboxRunner for WasmtimeRunner {
     fn check(&self, policy: &EffectivePolicy) -> anyhow::Result<()> {
         let granted = &policy.granted;
         if !granted.run.is_empty() || !granted.presets.is_empty() {
-            let mut notes = String::new();
+            let mut message = "the `wasmtime` sandbox runner cannot run programs".to_owned();
             if !granted.run.is_empty() {
-                notes += &format!(
-                    "note: the policy grants `run = [{}]`\n",
+                message += &format!(
+                    "\nnote: the policy grants `run = [{}]`",
                     quoted(&granted.run)
                 );
             }
             if !granted.presets.is_empty() {
-                notes += &format!(
-                    "note: the policy grants `presets = [{}]`\n",
+                message += &format!(
+                    "\nnote: the policy grants `presets = [{}]`",
                     quoted(&granted.presets)
                 );
             }
-            anyhow::bail!(
-                "the `wasmtime` sandbox runner cannot run programs\n\
-                 {notes}\
-                 help: run this package's build script under the `native` runner: \
-                 `runner = \"native\"` in its `[package.build-sandbox]`, or in \
-                 `[build-sandbox]` of `.cargo/config.toml` for every package"
-            );
+            return Err(Refusal {
+                message,
+                remedies: vec![Remedy::UseRunner {
+                    runner: RunnerKind::Native,
+                    purpose: None,
+                }],
+            }
+            .into());
         }
         for path in policy.readable() {
             if path.to_str().is_none() {

@@ -242,10 +242,6 @@ fn request(text: &str) -> Request {
 /// What Cargo would pass to `runner::create`, with this cache directory.
 fn context(cache_dir: Option<PathBuf>) -> RunnerContext {
     RunnerContext {
-        helper: crate::runner::HelperCommand {
-            program: "unused".into(),
-            args: Vec::new(),
-        },
         allow_weaker: Default::default(),
         cache_dir,
     }
@@ -533,13 +529,17 @@ fn check_refuses_programs_and_a_writable_cache() {
         .check(&package.policy(request("run = [\"cc\"]\npresets = [\"pkg-config\"]")))
         .unwrap_err();
     assert_eq!(
-        err.to_string(),
-        "the `wasmtime` sandbox runner cannot run programs\n\
-         note: the policy grants `run = [\"cc\"]`\n\
-         note: the policy grants `presets = [\"pkg-config\"]`\n\
-         help: run this package's build script under the `native` runner: \
-         `runner = \"native\"` in its `[package.build-sandbox]`, or in \
-         `[build-sandbox]` of `.cargo/config.toml` for every package"
+        err.downcast_ref::<crate::runner::Refusal>(),
+        Some(&crate::runner::Refusal {
+            message: "the `wasmtime` sandbox runner cannot run programs\n\
+                      note: the policy grants `run = [\"cc\"]`\n\
+                      note: the policy grants `presets = [\"pkg-config\"]`"
+                .to_owned(),
+            remedies: vec![crate::runner::Remedy::UseRunner {
+                runner: RunnerKind::Native,
+                purpose: None,
+            }],
+        })
     );
     runner
         .check(&package.policy(request("net = [\"localhost:80\"]")))

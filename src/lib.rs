@@ -34,8 +34,9 @@
 //! ([`EffectivePolicy::opened_protected`]); `cargo build-sandbox report` prints
 //! [`ReportEntry`]s and `cargo build-sandbox approve|allow` call [`add_grant`];
 //! after a sandboxed script ran it refuses directives that would run code
-//! outside the sandbox ([`forbidden_rustc_env`], [`forbidden_link_args`]) and
-//! prints the script's text through [`neutralize_control`].
+//! or write files outside the sandbox ([`police_directives`]) and
+//! prints the script's text through [`neutralize_control`] (its error output
+//! through [`printable_output`]).
 //!
 //! Deny by default: a sandboxed script gets nothing but the baseline unless the
 //! consumer grants it more, and a runner that cannot enforce a policy
@@ -45,15 +46,17 @@ mod build_tool;
 mod policy;
 pub mod runner;
 
-pub use build_tool::config_edit::{ConfigEditError, add_grant, grant_snippet};
-pub use build_tool::directives::{forbidden_link_args, forbidden_rustc_env, neutralize_control};
+pub use build_tool::config_edit::{ConfigEditError, add_grant, describe_grant, grant_snippet};
+pub use build_tool::directives::{
+    ERROR_OUTPUT_TAIL, ForbiddenDirective, neutralize_control, police_directives, printable_output,
+};
 pub use build_tool::hints::suggest_grant;
 pub use build_tool::report::{ReportEntry, render_report_human, render_report_json};
 pub use policy::config::{ConsumerConfig, Weakening};
 pub use policy::effective::{Baseline, EffectivePolicy};
-pub use policy::grants::{Grant, PackageMatcher, RunnerSelection};
 #[cfg(test)]
 pub(crate) use policy::grants::grants_for;
+pub use policy::grants::{Grant, PackageMatcher, RunnerSelection};
 pub use policy::trust::{Approval, Trust};
 pub use policy::{
     DEFAULT_OUTPUT_LIMIT, EnvPattern, Limits, NetTarget, PolicyError, Preset, Program, Request,

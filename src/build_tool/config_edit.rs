@@ -75,6 +75,15 @@ pub fn grant_snippet(table: &[&str], entries: &[(String, Request)]) -> String {
     DocumentMut::from(grants).to_string()
 }
 
+/// A request as a list for a message, e.g. `` `run = ["cc"]`, `clock = true` ``:
+/// the lines of its [`grant_snippet`] entry, each in backticks.
+pub fn describe_grant(request: &Request) -> String {
+    (request.to_toml_table().iter())
+        .map(|(key, value)| format!("`{key} = {}`", value.to_string().trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `config` with `additions` added to `[<table>."<package_key>"]`; `table`
 /// is the path of keys of the table that holds the grants.
 ///
@@ -456,6 +465,15 @@ clock = false
     }
 
     #[test]
+    fn descriptions_list_each_key() {
+        let request = request("run = [\"cc\"]\nclock = true\nlimits = { time = \"2s\" }");
+        assert_eq!(
+            describe_grant(&request),
+            "`run = [\"cc\"]`, `clock = true`, `limits = { time = \"2s\" }`"
+        );
+    }
+
+    #[test]
     fn snippet_has_fixed_key_order() {
         let missing = request(
             "linker-plugins = true\nrun = [\"cc\"]\nread = [\"/usr/include\"]\nclock = true",
@@ -463,8 +481,8 @@ clock = false
         let snippet = grant_snippet(
             TABLE,
             &[
-            ("openssl-sys@0.9.109".to_owned(), missing),
-            ("ring".to_owned(), request("env = [\"CC\"]")),
+                ("openssl-sys@0.9.109".to_owned(), missing),
+                ("ring".to_owned(), request("env = [\"CC\"]")),
             ],
         );
         assert_eq!(

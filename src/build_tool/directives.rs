@@ -10,7 +10,7 @@
 //!   load code of the script's choosing, or choose which program runs.
 //! * `cargo::rustc-link-arg` (and its `-bin`, `-bins`, `-tests`, `-examples`,
 //!   `-benches`, `-cdylib` forms) passes options to the compiler driver (`cc`)
-//!   rustc links with. [`forbidden_link_args`] recognises the options that make
+//!   rustc links with. [`police_directives`] recognises the options that make
 //!   the driver or the linker load or run code: plugins, another linker by
 //!   path, tool directories, specs files, wrappers and response files. A
 //!   package granted `linker-plugins = true` may use them.
@@ -28,7 +28,10 @@
 //! user runs that binary, not during the build; see `design/cargo-policy.md`.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::process::Output;
+
+use crate::EffectivePolicy;
 
 /// Why `cargo::rustc-env` may not set `name` for a sandboxed package, or
 /// `None` if it may.
@@ -74,40 +77,96 @@ pub fn forbidden_rustc_env(name: &str) -> Option<&'static str> {
     Some(reason)
 }
 
-/// The first option in `args` (the values of a package's `rustc-link-arg`
-/// directives, in order) that loads or runs code of the script's choosing in
-/// the compiler driver or the linker, with the reason; `None` if there is none.
+/// The options in `args` (the values of a package's `rustc-link-arg`
+/// directives, in order) that load or run code of the script's choosing in
+/// the compiler driver or the linker, or make the linker write a file where
+/// the script chooses, in order, each with the reason.
 ///
 /// The offending text is the argument, or for a two-argument form both
 /// arguments joined by a space (`-Xlinker -plugin`, `-B /tmp`). Options the
 /// driver forwards to the linker (`-Wl,a,b,c` and `-Xlinker a`) are checked
 /// one by one, so `-Wl,-z,now,-plugin,/x.so` is caught.
-pub fn forbidden_link_args(args: &[String]) -> Option<(String, &'static str)> {
+fn link_arg_offences(args: &[String]) -> impl Iterator<Item = (String, &'static str)> + '_ {
     let mut index = 0;
-    while index < args.len() {
-        let arg = &args[index];
-        let next = args.get(index + 1);
-        if let Some(list) = arg.strip_prefix("-Wl,") {
-            if let Some(reason) = list.split(',').find_map(linker_option) {
-                return Some((arg.clone(), reason));
-            }
-        } else if arg == "-Xlinker" {
-            if let Some(next) = next {
-                if let Some(reason) = linker_option(next) {
-                    return Some((format!("{arg} {next}"), reason));
+    std::iter::from_fn(move || {
+        while index < args.len() {
+            let arg = &args[index];
+            let next = args.get(index + 1);
+            index += 1;
+            if let Some(list) = arg.strip_prefix("-Wl,") {
+                if let Some(reason) = list.split(',').find_map(linker_option) {
+                    return Some((arg.clone(), reason));
                 }
-                index += 1;
+            } else if arg == "-Xlinker" {
+                if let Some(next) = next {
+                    index += 1;
+                    if let Some(reason) = linker_option(next) {
+                        return Some((format!("{arg} {next}"), reason));
+                    }
+                }
+            } else if let Some((reason, takes_value)) = driver_option(arg) {
+                let offending = match next {
+                    Some(next) if takes_value => format!("{arg} {next}"),
+                    _ => arg.clone(),
+                };
+                return Some((offending, reason));
             }
-        } else if let Some((reason, takes_value)) = driver_option(arg) {
-            let offending = match next {
-                Some(next) if takes_value => format!("{arg} {next}"),
-                _ => arg.clone(),
-            };
-            return Some((offending, reason));
         }
-        index += 1;
+        None
+    })
+}
+
+/// A directive of a sandboxed build script that the build tool refuses to
+/// carry out, because it would run code or write files outside the sandbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForbiddenDirective {
+    /// What the script may not do, as a phrase that follows "the build script
+    /// of `<package>`", then a `note:` line with the reason. The script's text
+    /// in it is made printable ([`neutralize_control`]).
+    pub message: String,
+    /// The grant that would allow it, if one would: `linker-plugins = true`.
+    pub grant: Option<&'static str>,
+}
+
+impl fmt::Display for ForbiddenDirective {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
     }
-    None
+}
+
+/// Checks the directives of a sandboxed script under `policy`: the variables
+/// it sets with `cargo::rustc-env` (`forbidden_rustc_env`) and the
+/// arguments it passes to the linker (`link_arg_offences`). A granted
+/// `linker-plugins` allows the arguments that load code, but never those that
+/// make the linker write a file where the script chooses. Returns the first
+/// offence.
+pub fn police_directives<'a>(
+    policy: &EffectivePolicy,
+    rustc_env: impl IntoIterator<Item = &'a str>,
+    link_args: &[String],
+) -> Result<(), ForbiddenDirective> {
+    for name in rustc_env {
+        if let Some(reason) = forbidden_rustc_env(name) {
+            let name = neutralize_control(name);
+            return Err(ForbiddenDirective {
+                message: format!(
+                    "may not set `{name}` with `cargo::rustc-env`\nnote: `{name}` {reason}"
+                ),
+                grant: None,
+            });
+        }
+    }
+    let exempt = |reason: &str| policy.granted.linker_plugins && reason != OUTPUT;
+    match link_arg_offences(link_args).find(|(_, reason)| !exempt(reason)) {
+        None => Ok(()),
+        Some((arg, reason)) => Err(ForbiddenDirective {
+            message: format!(
+                "may not pass `{}` to the linker\nnote: it {reason}",
+                neutralize_control(&arg)
+            ),
+            grant: (reason != OUTPUT).then_some("linker-plugins = true"),
+        }),
+    }
 }
 
 const RESPONSE_FILE: &str =
@@ -196,13 +255,43 @@ pub fn neutralize_control(text: &str) -> Cow<'_, str> {
     Cow::Owned(escaped)
 }
 
+/// How much of each output stream of a failed script [`printable_output`]
+/// keeps: the last mebibyte.
+pub const ERROR_OUTPUT_TAIL: usize = 1 << 20;
+
+/// `output` as an error message may show it: the last [`ERROR_OUTPUT_TAIL`]
+/// bytes of each stream (where a failing script says why), after a line
+/// counting those left out, with [`neutralize_control`] applied to each line.
+pub fn printable_output(output: &Output) -> Output {
+    let printable = |bytes: &[u8]| {
+        let omitted = bytes.len().saturating_sub(ERROR_OUTPUT_TAIL);
+        let text = String::from_utf8_lossy(&bytes[omitted..]);
+        let mut shown = String::with_capacity(text.len() + 64);
+        if omitted > 0 {
+            let _ = writeln!(shown, "[{omitted} earlier bytes not shown]");
+        }
+        for (index, line) in text.split('\n').enumerate() {
+            if index > 0 {
+                shown.push('\n');
+            }
+            shown.push_str(&neutralize_control(line));
+        }
+        shown.into_bytes()
+    };
+    Output {
+        status: output.status,
+        stdout: printable(&output.stdout),
+        stderr: printable(&output.stderr),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn check(args: &[&str]) -> Option<(String, &'static str)> {
         let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-        forbidden_link_args(&args)
+        link_arg_offences(&args).next()
     }
 
     fn offending(args: &[&str]) -> Option<String> {
@@ -464,6 +553,93 @@ mod tests {
         assert_eq!(neutralize_control("a\rb\x7fc\0"), "a\\u{d}b\\u{7f}c\\u{0}");
         assert_eq!(neutralize_control("x\u{9b}2Jy\u{85}"), "x\\u{9b}2Jy\\u{85}");
         assert_eq!(neutralize_control("line\n"), "line\\u{a}");
+    }
+
+    #[test]
+    fn printable_output_keeps_the_tail_of_each_stream() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut stdout = vec![b'a'; ERROR_OUTPUT_TAIL + 3];
+        stdout.extend_from_slice(b"\nend\x1b[2J");
+        let output = Output {
+            status: std::process::ExitStatus::from_raw(256),
+            stdout,
+            stderr: b"why\x07\n".to_vec(),
+        };
+        let shown = printable_output(&output);
+        assert_eq!(shown.status, output.status);
+        let stdout = String::from_utf8(shown.stdout).unwrap();
+        assert!(
+            stdout.starts_with("[11 earlier bytes not shown]\naaa"),
+            "{}",
+            &stdout[..40]
+        );
+        assert!(stdout.ends_with("aaa\nend\\u{1b}[2J"));
+        assert_eq!(shown.stderr, b"why\\u{7}\n");
+    }
+
+    fn policing(
+        linker_plugins: bool,
+        env: &[&str],
+        args: &[&str],
+    ) -> Result<(), ForbiddenDirective> {
+        let baseline = crate::Baseline {
+            package_root: "/src/foo".into(),
+            out_dir: "/target/build/foo/out".into(),
+            temp_dir: "/target/build/foo/tmp".into(),
+            dependency_out_dirs: Default::default(),
+        };
+        let granted = crate::Request {
+            linker_plugins,
+            ..Default::default()
+        };
+        let policy = EffectivePolicy::granting(baseline, granted);
+        let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        police_directives(&policy, env.iter().copied(), &args)
+    }
+
+    #[test]
+    fn policing_names_the_directive_and_the_grant() {
+        assert_eq!(
+            policing(false, &["CC", "CFLAGS"], &["-Wl,-z,relro"]),
+            Ok(())
+        );
+        let err = policing(false, &["CC", "LD_PRELOAD"], &[]).unwrap_err();
+        assert!(err.message.starts_with(
+            "may not set `LD_PRELOAD` with `cargo::rustc-env`\nnote: `LD_PRELOAD` makes"
+        ));
+        assert_eq!(err.grant, None);
+        let err = policing(false, &[], &["-Wl,-z,relro", "-Wl,-plugin,/x.so"]).unwrap_err();
+        assert_eq!(
+            err.message,
+            format!("may not pass `-Wl,-plugin,/x.so` to the linker\nnote: it {PLUGIN}")
+        );
+        assert_eq!(err.grant, Some("linker-plugins = true"));
+        // Escapes in the script's text are shown, not sent to the terminal.
+        let err = policing(false, &["LD_PRELOAD\u{1b}[2J"], &[]).unwrap_err();
+        assert!(err.message.contains("`LD_PRELOAD\\u{1b}[2J`"), "{err}");
+    }
+
+    #[test]
+    fn linker_plugins_never_allow_writing_files() {
+        assert_eq!(
+            policing(true, &[], &["-Wl,-plugin,/x.so", "-fuse-ld=/x/ld"]),
+            Ok(())
+        );
+        // Past the exempted plugin, the output option is still found.
+        let err = policing(
+            true,
+            &[],
+            &["-Wl,-plugin,/x.so", "-Wl,-o,/home/u/.cargo/bin/cargo"],
+        )
+        .unwrap_err();
+        assert!(
+            err.message
+                .starts_with("may not pass `-Wl,-o,/home/u/.cargo/bin/cargo`"),
+            "{err}"
+        );
+        assert_eq!(err.grant, None);
+        // `linker-plugins` does not cover `rustc-env` either.
+        assert!(policing(true, &["LD_PRELOAD"], &[]).is_err());
     }
 
     #[test]

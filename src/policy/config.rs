@@ -191,14 +191,25 @@ mod tests {
         assert_eq!(config.runner, RunnerSelection::Fixed(RunnerKind::Wasmtime));
         assert_eq!(config.trust, Trust::Declared);
         assert_eq!(config.limits.time, Some(std::time::Duration::from_secs(2)));
-        assert_eq!(config.allow_weaker, BTreeSet::from([Weakening::ProcessLimit]));
+        assert_eq!(
+            config.allow_weaker,
+            BTreeSet::from([Weakening::ProcessLimit])
+        );
         // Relative paths are resolved against the entry's own base.
         let v1 = semver::Version::new(1, 0, 0);
         let a = config.approval("a", &v1);
         assert_eq!(a.grants.len(), 1);
-        assert_eq!(a.grants[0].read, BTreeSet::from([PathBuf::from("/ws/a/inc")]));
+        assert_eq!(
+            a.grants[0].read,
+            BTreeSet::from([PathBuf::from("/ws/a/inc")])
+        );
         assert!(config.approval("b", &v1).grants[0].clock);
-        assert!(config.approval("b", &semver::Version::new(2, 0, 0)).grants.is_empty());
+        assert!(
+            config
+                .approval("b", &semver::Version::new(2, 0, 0))
+                .grants
+                .is_empty()
+        );
         assert_eq!(a.trust, Trust::Declared);
     }
 
@@ -210,7 +221,10 @@ mod tests {
         assert!(e.message.starts_with("unknown runner `podman`"), "{e}");
         assert_eq!(err("trust = 1").path, ["trust"]);
         assert_eq!(err("[allow.a]\nrun = \"cc\"").path, ["allow", "a", "run"]);
-        assert_eq!(err("[allow.a]\nrunner = \"native\"").path, ["allow", "a", "runner"]);
+        assert_eq!(
+            err("[allow.a]\nrunner = \"native\"").path,
+            ["allow", "a", "runner"]
+        );
         assert_eq!(err("[allow.\"a@one\"]").path, ["allow", "a@one"]);
         assert_eq!(err("limits = { cpu = \"1s\" }").path, ["limits", "cpu"]);
         let e = err("native.allow-weaker = [\"all\"]");

@@ -68,7 +68,7 @@ pub struct Request {
     pub random: bool,
     /// Whether the script may pass `cargo::rustc-link-arg` options that load
     /// code into the linker or choose another linker (`-fuse-ld=<path>`,
-    /// `-Wl,-plugin,...`, `-B<dir>`, ...); see [`crate::forbidden_link_args`].
+    /// `-Wl,-plugin,...`, `-B<dir>`, ...); see [`crate::police_directives`].
     pub linker_plugins: bool,
     /// Resource limits.
     pub limits: Limits,
@@ -534,9 +534,44 @@ impl PolicyError {
         }
     }
 
-    /// The key path joined with dots, e.g. `limits.time`.
+    /// The key path joined with dots, e.g. `limits.time`, with keys that are
+    /// not bare TOML keys quoted, e.g. `allow."ring@0.17"`.
     pub fn dotted_path(&self) -> String {
-        self.path.join(".")
+        let is_bare = |key: &str| {
+            !key.is_empty()
+                && (key.chars()).all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        (self.path.iter())
+            .map(|key| match is_bare(key) {
+                true => key.clone(),
+                false => format!("{key:?}"),
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    /// The path of keys in `table`, the table that was parsed, down to the
+    /// offending item as a TOML document locates it: an array element that
+    /// is a string is named by its value (`read.0` becomes `read."inc"`);
+    /// the path stops at an array holding some other element.
+    pub fn document_path(&self, table: &toml::Value) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut value = Some(table);
+        for part in &self.path {
+            let index = part.parse::<usize>().ok();
+            let next = match (value, index) {
+                (Some(toml::Value::Array(items)), Some(index)) => items.get(index),
+                (Some(toml::Value::Table(table)), _) => table.get(part),
+                _ => None,
+            };
+            match (next, index) {
+                (Some(toml::Value::String(s)), Some(_)) => keys.push(s.clone()),
+                (Some(_), Some(_)) => break,
+                _ => keys.push(part.clone()),
+            }
+            value = next;
+        }
+        keys
     }
 }
 
@@ -722,6 +757,21 @@ mod tests {
 
         let err = parse("read = [\"\"]").unwrap_err();
         assert_eq!(err.dotted_path(), "read.0");
+        let err = PolicyError::new(&["allow", "ring@0.17", "run"], "");
+        assert_eq!(err.dotted_path(), "allow.\"ring@0.17\".run");
+    }
+
+    #[test]
+    fn document_paths_name_array_strings_by_value() {
+        let table = |text: &str| toml::Value::Table(text.parse().unwrap());
+        let path = |text: &str| parse(text).unwrap_err().document_path(&table(text));
+        assert_eq!(
+            path("net = [\"localhost:80\", \"localhost\"]"),
+            ["net", "localhost"]
+        );
+        assert_eq!(path("limits = { time = 5 }"), ["limits", "time"]);
+        assert_eq!(path("read = [1]"), ["read"]);
+        assert_eq!(path("reed = []"), ["reed"]);
     }
 
     #[test]

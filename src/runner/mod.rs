@@ -215,6 +215,15 @@ pub trait SandboxRunner: Send + Sync {
     /// Called before the build script is built or run.
     fn check(&self, policy: &EffectivePolicy) -> anyhow::Result<()>;
 
+    /// Gets `program` ready to run, so that the work does not count against
+    /// the script's `limits.time`, and returns a note on what it did for a
+    /// verbose log, e.g. `component compiled`. Runners that need no
+    /// preparation return `None`.
+    fn prepare(&self, program: &Path) -> anyhow::Result<Option<&'static str>> {
+        let _ = program;
+        Ok(None)
+    }
+
     /// Runs the build script to completion.
     ///
     /// Each line of stdout and stderr goes to the matching callback as it

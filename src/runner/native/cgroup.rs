@@ -59,8 +59,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::policy::display_size;
 use crate::Weakening;
+use crate::policy::display_size;
 use crate::runner::{LimitKind, Refusal, Remedy};
 
 /// How long dropping [`RunCgroups`] waits for a cgroup to become empty.

@@ -339,7 +339,10 @@ mod tests {
         for probed in [ABI::V1, ABI::V2] {
             for allowed in [allow(&[]), allow(&[Weakening::PartialLandlock])] {
                 let err = decide(probed, true, &allowed).unwrap_err();
-                assert!(err.message.contains("\nnote: the policy grants `net`"), "{err}");
+                assert!(
+                    err.message.contains("\nnote: the policy grants `net`"),
+                    "{err}"
+                );
                 assert_eq!(err.remedies, [NOOP], "{err}");
             }
         }
@@ -382,8 +385,9 @@ mod tests {
         assert_eq!(err.to_string(), refusal.message);
         let support = Support {
             landlock: ABI::V6,
-            namespaces: Err("user namespaces are disabled (`user/max_user_namespaces` is 0)"
-                .to_owned()),
+            namespaces: Err(
+                "user namespaces are disabled (`user/max_user_namespaces` is 0)".to_owned(),
+            ),
         };
         let err = check(&support, false, &allow(&[])).unwrap_err();
         let refusal = err.downcast_ref::<Refusal>().unwrap();

@@ -24,9 +24,7 @@ use super::kernel;
 use super::spec::{ConfinementSpec, DEFAULT_PROCESSES, PathAccess};
 use super::sys::{check, pipe};
 use crate::runner::stream::{Watchdog, stream_output};
-use crate::runner::{
-    Invocation, LineCallback, RunError, SandboxRunner, reset_temp_dir,
-};
+use crate::runner::{Invocation, LineCallback, RunError, SandboxRunner, reset_temp_dir};
 use crate::{EffectivePolicy, RunnerKind, Weakening};
 
 /// Runs build scripts confined by namespaces, landlock and seccomp.
@@ -117,12 +115,7 @@ impl SandboxRunner for NativeRunner {
 
         let mut child = command
             .spawn()
-            .with_context(|| {
-                format!(
-                    "failed to start the sandbox helper `{}`",
-                    helper.display()
-                )
-            })
+            .with_context(|| format!("failed to start the sandbox helper `{}`", helper.display()))
             .map_err(RunError::Sandbox)?;
         drop(status_write);
         let Ok(session) = libc::pid_t::try_from(child.id()) else {
@@ -179,8 +172,8 @@ fn blame(result: Result<Output, RunError>, cgroups: &RunCgroups) -> Result<Outpu
 /// The helper executable, [`HELPER_NAME`](super::HELPER_NAME) next to the
 /// running program.
 fn helper_path() -> anyhow::Result<std::path::PathBuf> {
-    let program = std::env::current_exe()
-        .context("failed to find the path of the running executable")?;
+    let program =
+        std::env::current_exe().context("failed to find the path of the running executable")?;
     let helper = program.with_file_name(super::HELPER_NAME);
     if !helper.is_file() {
         anyhow::bail!(

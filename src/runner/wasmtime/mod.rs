@@ -5,9 +5,10 @@
 //! `.wasm` component. For each run the runner, in Cargo's process,
 //!
 //! 1. loads the compiled component (module `compile`): from memory, from the
-//!    cache directory of the [`RunnerContext`], or by compiling it with
-//!    Cranelift and storing the result there. Cargo may call [`precompile`]
-//!    earlier, so that compiling does not count against `limits.time`;
+//!    cache directory of the [`RunnerContext`](super::RunnerContext), or by compiling it with
+//!    Cranelift and storing the result there. Cargo calls
+//!    [`SandboxRunner::prepare`] earlier, so that compiling does not count
+//!    against `limits.time`;
 //! 2. builds the guest's WASI context (module `guest`) from the invocation: the
 //!    arguments, exactly [`Invocation::sandboxed_env`] plus `TMPDIR`, the
 //!    policy's directories preopened at their own absolute paths (the package
@@ -41,7 +42,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use super::{Invocation, LineCallback, Refusal, Remedy, RunError, RunnerContext, SandboxRunner};
+use super::{Invocation, LineCallback, Refusal, Remedy, RunError, SandboxRunner};
 use crate::policy::effective::resolved;
 use crate::{EffectivePolicy, RunnerKind};
 
@@ -52,7 +53,7 @@ mod run;
 #[cfg(test)]
 mod tests;
 
-pub use compile::CacheOutcome;
+use compile::CacheOutcome;
 
 /// Runs build scripts compiled to `wasm32-wasip2` components under wasmtime.
 #[derive(Clone, Debug, Default)]
@@ -62,24 +63,24 @@ pub struct WasmtimeRunner {
 
 impl WasmtimeRunner {
     /// A runner that keeps compiled components in `cache_dir`, if given (see
-    /// [`RunnerContext::cache_dir`]).
+    /// [`RunnerContext::cache_dir`](super::RunnerContext::cache_dir)).
     pub fn new(cache_dir: Option<PathBuf>) -> WasmtimeRunner {
         WasmtimeRunner { cache_dir }
     }
 }
 
-/// Compiles `component` for the runner, or finds it compiled, and says which.
-///
-/// [`SandboxRunner::run`] does the same; calling this first (say, right after
-/// the build script was built) takes the compilation out of the script's run.
-pub fn precompile(component: &Path, context: &RunnerContext) -> anyhow::Result<CacheOutcome> {
-    let (_, outcome) = compile::load(component, context.cache_dir.as_deref())?;
-    Ok(outcome)
-}
-
 impl SandboxRunner for WasmtimeRunner {
     fn kind(&self) -> RunnerKind {
         RunnerKind::Wasmtime
+    }
+
+    /// Compiles the component, or finds it compiled, and says which.
+    fn prepare(&self, component: &Path) -> anyhow::Result<Option<&'static str>> {
+        let (_, outcome) = compile::load(component, self.cache_dir.as_deref())?;
+        Ok(Some(match outcome {
+            CacheOutcome::Compiled => "component compiled",
+            CacheOutcome::Hit | CacheOutcome::InMemory => "component from cache",
+        }))
     }
 
     fn check(&self, policy: &EffectivePolicy) -> anyhow::Result<()> {

@@ -240,8 +240,8 @@ fn request(text: &str) -> Request {
 }
 
 /// What Cargo would pass to `runner::create`, with this cache directory.
-fn context(cache_dir: Option<PathBuf>) -> RunnerContext {
-    RunnerContext {
+fn context(cache_dir: Option<PathBuf>) -> crate::runner::RunnerContext {
+    crate::runner::RunnerContext {
         allow_weaker: Default::default(),
         cache_dir,
     }
@@ -490,27 +490,28 @@ fn compiled_components_are_cached() {
     // A custom section (id 0) with an empty name makes the component distinct.
     bytes.extend_from_slice(&[0, 1, 0]);
     std::fs::write(&component, bytes).unwrap();
-    let context = context(Some(cache.0.join("compiled")));
-    assert_eq!(
-        precompile(&component, &context).unwrap(),
-        CacheOutcome::Compiled
-    );
-    assert_eq!(
-        precompile(&component, &context).unwrap(),
-        CacheOutcome::InMemory
-    );
+    let dir = cache.0.join("compiled");
+    let outcome = || compile::load(&component, Some(&dir)).unwrap().1;
+    assert_eq!(outcome(), CacheOutcome::Compiled);
+    assert_eq!(outcome(), CacheOutcome::InMemory);
     compile::forget_loaded();
-    assert_eq!(precompile(&component, &context).unwrap(), CacheOutcome::Hit);
+    assert_eq!(outcome(), CacheOutcome::Hit);
 
-    let runner = crate::runner::create(RunnerKind::Wasmtime, &context).unwrap();
-    assert_eq!(runner.kind(), RunnerKind::Wasmtime);
+    // `prepare` says which, for Cargo's verbose log.
+    let copy = cache.0.join("copy2.wasm");
+    let mut bytes = std::fs::read(&component).unwrap();
+    bytes.extend_from_slice(&[0, 1, 0]);
+    std::fs::write(&copy, bytes).unwrap();
+    let runner = crate::runner::create(RunnerKind::Wasmtime, &context(Some(dir))).unwrap();
+    assert_eq!(runner.prepare(&copy).unwrap(), Some("component compiled"));
+    assert_eq!(runner.prepare(&copy).unwrap(), Some("component from cache"));
 }
 
 #[test]
 fn a_native_program_is_refused_with_a_hint() {
-    let context = context(None);
+    let runner = crate::runner::create(RunnerKind::Wasmtime, &context(None)).unwrap();
     let native = std::env::current_exe().unwrap();
-    let err = precompile(&native, &context).unwrap_err();
+    let err = runner.prepare(&native).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(

@@ -192,10 +192,7 @@ fn unknown_weakening_in_config() {
     p.cargo_sandboxed(Some("native"), "build")
         .with_status(101)
         .with_stderr_data(str![[r#"
-[ERROR] failed to set up the `native` sandbox for the build script of `foo v0.1.0 ([ROOT]/foo)`
-
-Caused by:
-  invalid `build-sandbox.native.allow-weaker` in [ROOT]/foo/.cargo/config.toml: unknown weakening `no-landlock`, expected `process-limit`, `memory-limit` or `partial-landlock`
+[ERROR] invalid `build-sandbox.native.allow-weaker.0` in [ROOT]/foo/.cargo/config.toml: unknown weakening `no-landlock`, expected `process-limit`, `memory-limit` or `partial-landlock`
 
 "#]])
         .run();
@@ -221,4 +218,39 @@ fn allowing_a_weaker_sandbox_warns() {
 
 "#]])
         .run();
+}
+
+/// The `native` runner's helper is installed next to Cargo; without it the
+/// runner refuses before any build script runs, and `noop` still works.
+#[cargo_test]
+fn native_without_its_helper_refuses() {
+    let p = codegen_project("").build();
+    let lonely = p.root().join("lonely");
+    std::fs::create_dir_all(&lonely).unwrap();
+    let cargo = lonely.join("cargo");
+    std::fs::copy(crate::utils::fork_cargo(), &cargo).unwrap();
+
+    let sandboxed = |runner: &str| {
+        let mut execs = p.process(&cargo);
+        execs
+            .arg("build")
+            .arg(format!("-Zsandboxed-build-scripts={runner}"))
+            .masquerade_as_nightly_cargo(&["sandboxed-build-scripts"]);
+        execs
+    };
+    sandboxed("native")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[ERROR] failed to set up the `native` sandbox for the build script of `foo v0.1.0 ([ROOT]/foo)`
+
+Caused by:
+  the sandbox helper `[ROOT]/foo/lonely/build-sandbox-helper` is missing
+  [NOTE] the `native` runner starts it for every build script; it is installed next to `[ROOT]/foo/lonely/cargo`
+
+"#]])
+        .run();
+    // Nothing was built: the refusal comes before any unit.
+    let built = std::fs::read_dir(p.root().join("target/debug/build")).map_or(0, |dir| dir.count());
+    assert_eq!(built, 0);
+    sandboxed("noop").run();
 }

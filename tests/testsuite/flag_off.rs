@@ -127,22 +127,3 @@ fn metadata_has_no_table_without_the_flag() {
         .with_stdout_does_not_contain("build_sandbox")
         .run();
 }
-
-/// The native runner re-executes Cargo as its helper with a hidden argument;
-/// typed by hand, without the runner's handshake, it is an unknown command as
-/// upstream.
-#[cargo_test]
-fn the_helper_argument_alone_is_an_unknown_command() {
-    let p = cargo_test_support::project().build();
-
-    p.cargo("__build-sandbox-helper")
-        .with_status(101)
-        .with_stderr_data(str![[r#"
-[ERROR] no such command: `__build-sandbox-helper`
-
-[HELP] view all installed commands with `cargo --list`
-[HELP] find a package to install `__build-sandbox-helper` with `cargo search cargo-__build-sandbox-helper`
-
-"#]])
-        .run();
-}

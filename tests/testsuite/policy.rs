@@ -384,6 +384,46 @@ fn linker_args_that_load_code_need_a_grant() {
     p.cargo_sandboxed(Some("noop"), "build").run();
 }
 
+/// `linker-plugins` lets a package load code into the linker, never make it
+/// write a file where the script chooses: a second `-o` puts the linked
+/// program anywhere the user can write.
+#[cargo_test]
+fn linker_output_args_are_refused_even_with_linker_plugins() {
+    let planted = paths::root().join("planted");
+    let p = project()
+        .file("src/main.rs", "fn main() {}")
+        .file(
+            "build.rs",
+            &format!(
+                r#"fn main() {{ println!("cargo::rustc-link-arg=-Wl,-o,{}"); }}"#,
+                planted.display()
+            ),
+        )
+        .file(
+            ".cargo/config.toml",
+            "[build-sandbox.allow.foo]\nlinker-plugins = true\n",
+        )
+        .build();
+
+    // Without the fork's check, the linker writes the program there.
+    p.cargo("build").run();
+    assert!(planted.exists());
+    fs::remove_file(&planted).unwrap();
+    p.cargo("clean").run();
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.0.1 ([ROOT]/foo)
+[ERROR] the build script of `foo` may not pass `-Wl,-o,[ROOT]/planted` to the linker
+[NOTE] it makes the linker write a file at a path of the script's choosing, outside the sandbox (an executable there runs with the user's rights)
+[NOTE] the build script ran in the `noop` sandbox
+
+"#]])
+        .run();
+    assert!(!planted.exists());
+}
+
 #[cargo_test]
 fn output_is_capped_by_default_and_by_config() {
     let p = project()

@@ -74,7 +74,7 @@ answer: 42
     assert_eq!(out_dir_files(&p), noop);
     assert!(
         p.root()
-            .join("target/wasm32-wasip2/debug/build")
+            .join("target/debug/build")
             .read_dir()
             .unwrap()
             .flatten()
@@ -91,7 +91,7 @@ fn verbose_shows_the_wasm_unit_and_the_cache() {
 [COMPILING] foo v0.1.0 ([ROOT]/foo)
 [RUNNING] `rustc --crate-name build_script_build [..]--target wasm32-wasip2 [..]`
   Sandboxing build script of `foo v0.1.0 ([ROOT]/foo)` with `wasmtime` (component compiled): read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp]
-[RUNNING] `[ROOT]/foo/target/wasm32-wasip2/debug/build/foo-[HASH]/build-script-build.wasm`
+[RUNNING] `[ROOT]/foo/target/debug/build/foo-[HASH]/build-script-build.wasm`
 [RUNNING] `rustc --crate-name foo [..]`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
@@ -293,8 +293,7 @@ Caused by:
 "#]])
         .run();
     // Nothing was compiled for the sandbox.
-    let built = fs::read_dir(p.root().join("target/wasm32-wasip2/debug/build"))
-        .map_or(0, |dir| dir.count());
+    let built = fs::read_dir(p.root().join("target/debug/build")).map_or(0, |dir| dir.count());
     assert_eq!(built, 0);
 }
 

@@ -12,7 +12,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::time::Duration;
 
 use cargo_test_support::prelude::*;
@@ -251,7 +251,9 @@ fn escapes_through_links(runner: &str) {
     assert_eq!(fs::read_to_string(&target_file).unwrap(), "untouched");
 }
 
-/// Exfiltration over TCP, UDP and a unix socket to listeners on this machine.
+/// Exfiltration over TCP, UDP and unix sockets to listeners on this machine.
+/// A unix datagram socket made with `socketpair`, which needs no `socket`
+/// call, can still send to any datagram socket by its path.
 fn exfiltrates_over_sockets(runner: &str) {
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     tcp.set_nonblocking(true).unwrap();
@@ -261,6 +263,9 @@ fn exfiltrates_over_sockets(runner: &str) {
     let unix_path = paths::root().join("exfil.sock");
     let unix = UnixListener::bind(&unix_path).unwrap();
     unix.set_nonblocking(true).unwrap();
+    let dgram_path = paths::root().join("exfil-dgram.sock");
+    let dgram = UnixDatagram::bind(&dgram_path).unwrap();
+    dgram.set_nonblocking(true).unwrap();
     let p = attack_project(&format!(
         r#"
         report("tcp", std::net::TcpStream::connect({tcp:?})
@@ -269,11 +274,14 @@ fn exfiltrates_over_sockets(runner: &str) {
             .and_then(|s| s.send_to(b"CANARY-udp", {udp:?}).map(|_| "sent".into())));
         report("unix", std::os::unix::net::UnixStream::connect({unix_path:?})
             .and_then(|mut s| s.write_all(b"CANARY-unix").map(|_| "sent".into())));
+        report("unix datagram", std::os::unix::net::UnixDatagram::pair()
+            .and_then(|(s, _)| s.send_to(b"CANARY-dgram", {dgram_path:?}).map(|_| "sent".into())));
         "#,
         tcp = tcp.local_addr().unwrap().to_string(),
         udp = udp.local_addr().unwrap().to_string(),
     ));
     let received = |tcp: &TcpListener, udp: &UdpSocket, unix: &UnixListener| {
+        let mut buf = [0; 64];
         let mut got = Vec::new();
         if let Ok((mut stream, _)) = tcp.accept() {
             let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
@@ -281,7 +289,6 @@ fn exfiltrates_over_sockets(runner: &str) {
             let _ = stream.read_to_string(&mut data);
             got.push(data);
         }
-        let mut buf = [0; 64];
         if let Ok(n) = udp.recv(&mut buf) {
             got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
@@ -290,6 +297,9 @@ fn exfiltrates_over_sockets(runner: &str) {
             let mut data = String::new();
             let _ = stream.read_to_string(&mut data);
             got.push(data);
+        }
+        if let Ok(n) = dgram.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
         got
     };
@@ -300,13 +310,14 @@ fn exfiltrates_over_sockets(runner: &str) {
 [WARNING] victim@0.1.0: tcp: succeeded: sent
 [WARNING] victim@0.1.0: udp: succeeded: sent
 [WARNING] victim@0.1.0: unix: succeeded: sent
+[WARNING] victim@0.1.0: unix datagram: succeeded: sent
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
         .run();
     assert_eq!(
         received(&tcp, &udp, &unix),
-        ["CANARY-tcp", "CANARY-udp", "CANARY-unix"]
+        ["CANARY-tcp", "CANARY-udp", "CANARY-unix", "CANARY-dgram"]
     );
     p.cargo("clean").run();
     p.cargo_sandboxed(Some(runner), "build")
@@ -315,6 +326,7 @@ fn exfiltrates_over_sockets(runner: &str) {
 [WARNING] victim@0.1.0: tcp: blocked: PermissionDenied
 [WARNING] victim@0.1.0: udp: blocked: PermissionDenied
 [WARNING] victim@0.1.0: unix: blocked: PermissionDenied
+[WARNING] victim@0.1.0: unix datagram: blocked: PermissionDenied
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])

@@ -13,8 +13,11 @@
 //! * typing into a terminal (`TIOCSTI`, `TIOCLINUX`);
 //! * sockets other than TCP over IPv4/IPv6 (and UDP when DNS is needed):
 //!   `AF_UNIX` sockets reach daemons by path, which landlock only mediates from
-//!   ABI 9 on (`socketpair` stays allowed), and `AF_VSOCK`, `AF_NETLINK` or
-//!   `AF_PACKET` are not confined by a network namespace or landlock.
+//!   ABI 9 on, and `AF_VSOCK`, `AF_NETLINK` or `AF_PACKET` are not confined by
+//!   a network namespace or landlock. `socketpair` stays allowed for stream
+//!   and sequenced-packet pairs, which are connected to each other for good;
+//!   a datagram pair is refused, as its sockets can `connect` or `sendto` any
+//!   datagram socket by path (`/dev/log`, journald's).
 //!
 //! `clone3` fails with `ENOSYS` instead (a second filter): its flags are behind a
 //! pointer a filter cannot read, and libc falls back to `clone`.
@@ -124,7 +127,14 @@ fn build(network: Network) -> Result<Vec<BpfProgram>, BackendError> {
     denied.insert(libc::SYS_socket, socket_rules(network)?);
     denied.insert(
         libc::SYS_socketpair,
-        vec![rule(vec![arg(0, SeccompCmpOp::Ne, libc::AF_UNIX as u64)?])?],
+        vec![
+            rule(vec![arg(0, SeccompCmpOp::Ne, libc::AF_UNIX as u64)?])?,
+            rule(vec![arg(
+                1,
+                SeccompCmpOp::MaskedEq(0xf),
+                libc::SOCK_DGRAM as u64,
+            )?])?,
+        ],
     );
     let clone3 = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
 
@@ -286,7 +296,7 @@ mod tests {
         let eperm = -i64::from(libc::EPERM);
         let enosys = -i64::from(libc::ENOSYS);
         // SAFETY (each call): plain system calls with valid or null arguments.
-        let refused: [(&str, SystemCall); 6] = [
+        let refused: [(&str, SystemCall); 7] = [
             ("ptrace", || unsafe {
                 libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0)
             }),
@@ -304,6 +314,11 @@ mod tests {
             }),
             ("a unix socket", || unsafe {
                 i64::from(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0))
+            }),
+            ("a unix datagram pair", || unsafe {
+                let mut fds = [0; 2];
+                let kind = libc::SOCK_DGRAM | libc::SOCK_CLOEXEC;
+                i64::from(libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()))
             }),
         ];
         for network in [Network::Isolated, Network::Host { udp: true }] {
@@ -332,15 +347,24 @@ mod tests {
         // Control: what the filters allow still works.
         let tcp = || unsafe { i64::from(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0)) };
         assert!(confined(Network::Isolated, tcp) >= 0);
-        let pair = || unsafe {
-            let mut fds = [0; 2];
-            i64::from(libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM,
-                0,
-                fds.as_mut_ptr(),
-            ))
-        };
-        assert!(confined(Network::Isolated, pair) >= 0);
+        let pairs: [SystemCall; 2] = [
+            || unsafe {
+                let mut fds = [0; 2];
+                i64::from(libc::socketpair(
+                    libc::AF_UNIX,
+                    libc::SOCK_STREAM,
+                    0,
+                    fds.as_mut_ptr(),
+                ))
+            },
+            || unsafe {
+                let mut fds = [0; 2];
+                let kind = libc::SOCK_SEQPACKET;
+                i64::from(libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()))
+            },
+        ];
+        for pair in pairs {
+            assert!(confined(Network::Isolated, pair) >= 0);
+        }
     }
 }

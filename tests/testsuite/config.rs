@@ -254,3 +254,18 @@ Caused by:
     assert_eq!(built, 0);
     sandboxed("noop").run();
 }
+
+#[cargo_test]
+fn build_sandbox_must_be_a_table() {
+    let p = codegen_project("")
+        .file(".cargo/config.toml", "build-sandbox = \"native\"\n")
+        .build();
+
+    p.cargo_sandboxed(None, "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[ERROR] invalid `build-sandbox` in [ROOT]/foo/.cargo/config.toml: invalid type: string "native", expected a table
+
+"#]])
+        .run();
+}

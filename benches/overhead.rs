@@ -21,7 +21,7 @@
 //!    emptied before every run.
 //!
 //! Each configuration is measured `BENCH_RUNS` times (default 5) and the median
-//! is reported. Runners that are not available on this machine are skipped with
+//! is reported; `BENCH_ONLY=scripts` runs the third measurement alone. Runners that are not available on this machine are skipped with
 //! the reason.
 
 use std::fs;
@@ -44,17 +44,26 @@ fn main() {
         .unwrap_or(5);
     let work = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     fs::create_dir_all(&work).unwrap();
+    // `BENCH_ONLY=scripts` measures the per-script overhead alone.
+    if std::env::var("BENCH_ONLY").as_deref() != Ok("scripts") {
+        builds(&fork, &stock, runs, &work);
+    }
+    per_script_overhead(&fork, runs, &work);
+}
 
+/// Cold and no-op builds: stock, unpatched and the fork, and the
+/// code-generating crates under every runner.
+fn builds(fork: &Path, stock: &Path, runs: usize, work: &Path) {
     println!("## Cold build of popular crates (median of {runs})\n");
-    let popular = popular_workspace(&work);
+    let popular = popular_workspace(work);
     // Download and lock once, outside the measurement.
-    cargo(&stock, &popular, &["fetch"]).status().unwrap();
+    cargo(stock, &popular, &["fetch"]).status().unwrap();
     let unpatched = std::env::var_os("BENCH_UNPATCHED_CARGO").map(PathBuf::from);
     let mut configurations: Vec<(&str, &Path, Option<&str>)> = vec![
-        ("stock Cargo", &stock, None),
-        ("fork, flag off", &fork, None),
-        ("fork, `noop`", &fork, Some("noop")),
-        ("fork, `native`", &fork, Some("native")),
+        ("stock Cargo", stock, None),
+        ("fork, flag off", fork, None),
+        ("fork, `noop`", fork, Some("noop")),
+        ("fork, `native`", fork, Some("native")),
     ];
     if let Some(unpatched) = &unpatched {
         configurations.insert(1, ("unpatched `cargo` 0.98.0", unpatched, None));
@@ -140,8 +149,8 @@ fn main() {
     // `libc`, `proc-macro2` and `anyhow` probe `rustc`, which a WASI script
     // cannot run: the `wasmtime` runner builds code-generating crates instead.
     println!("## Cold build of code-generating crates under `wasmtime` (median of {runs})\n");
-    let codegen = codegen_workspace(&work);
-    cargo(&stock, &codegen, &["fetch"]).status().unwrap();
+    let codegen = codegen_workspace(work);
+    cargo(stock, &codegen, &["fetch"]).status().unwrap();
     let codegen_configurations = [
         ("`noop`", "noop", false),
         ("`native`", "native", false),
@@ -162,7 +171,7 @@ fn main() {
                 }
             }
             let command = cargo(
-                &fork,
+                fork,
                 &codegen,
                 &[
                     "build",
@@ -183,11 +192,14 @@ fn main() {
         );
     }
     println!();
+}
 
+/// The per build-script overhead of each runner against `noop`.
+fn per_script_overhead(fork: &Path, runs: usize, work: &Path) {
     println!(
         "## Per build-script overhead against `noop` ({SCRIPTS} scripts rerun, median of {runs})\n"
     );
-    let scripts = scripts_workspace(&work);
+    let scripts = scripts_workspace(work);
     println!("| runner | all scripts rerun | per script vs `noop` |\n| --- | --- | --- |");
     let mut noop_median = None;
     // `wasmtime` twice: with the compiled components of the previous run in
@@ -208,7 +220,7 @@ fn main() {
                 let _ = fs::remove_dir_all(scripts.join("target/build-sandbox"));
             }
             let mut command = cargo(
-                &fork,
+                fork,
                 &scripts,
                 &[
                     "build",

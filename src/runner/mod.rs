@@ -52,6 +52,9 @@ pub struct Invocation<'a> {
     /// Cargo's jobserver, shared with the script so that `cc` and friends
     /// stay within `-j`.
     pub jobserver: Option<&'a jobserver::Client>,
+    /// The sysroot of the compiler in `RUSTC`, when the caller knows it (Cargo
+    /// does); otherwise a runner that needs it asks that compiler.
+    pub rustc_sysroot: Option<&'a Path>,
     /// What the script may do.
     pub policy: &'a EffectivePolicy,
 }

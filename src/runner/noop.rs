@@ -131,6 +131,7 @@ mod tests {
             env,
             cwd: Path::new("/"),
             jobserver: None,
+            rustc_sysroot: None,
             policy: &policy,
         };
         NoopRunner.run(&invocation, on_stdout, &mut |_| Ok(()))
@@ -279,6 +280,7 @@ mod tests {
             env: &BTreeMap::new(),
             cwd: Path::new("/"),
             jobserver: None,
+            rustc_sysroot: None,
             policy: &policy,
         };
         let err = NoopRunner

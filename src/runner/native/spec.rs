@@ -240,7 +240,10 @@ impl ConfinementSpec {
         // resolved), and a probe must find it as it would without a sandbox.
         let mut path: Vec<PathBuf> = Vec::new();
         if let Some(rustc) = &rustc {
-            let sysroot = sysroot(rustc)?;
+            let sysroot = match invocation.rustc_sysroot {
+                Some(sysroot) => sysroot.to_owned(),
+                None => sysroot(rustc)?,
+            };
             spec.grant(rustc, PathAccess::READ_EXECUTE);
             spec.grant(&sysroot, PathAccess::READ_EXECUTE);
             // A `rustc` outside its sysroot is a wrapper such as rustup's proxy,
@@ -446,6 +449,7 @@ mod tests {
             env,
             cwd: &policy.baseline.package_root,
             jobserver: None,
+            rustc_sysroot: None,
             policy,
         };
         ConfinementSpec::resolve(&invocation)
@@ -543,6 +547,35 @@ mod tests {
         assert_eq!(spec.paths[&sysroot], PathAccess::READ_EXECUTE);
         let path = std::env::split_paths(&spec.env["PATH"]).collect::<Vec<_>>();
         assert_eq!(path.last().unwrap(), rustc.parent().unwrap());
+    }
+
+    #[test]
+    fn a_known_sysroot_is_used_without_asking_rustc() {
+        let dirs = Dirs::new("known-sysroot");
+        // A `rustc` that cannot tell its sysroot: only the one given is used.
+        let rustc = dirs.root.join("rustc");
+        fs::write(&rustc, "#!/bin/sh\nexit 1\n").unwrap();
+        fs::set_permissions(&rustc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let sysroot = dirs.root.join("sysroot");
+        fs::create_dir_all(&sysroot).unwrap();
+        let env = BTreeMap::from([("RUSTC".to_owned(), Some(rustc.clone().into_os_string()))]);
+        let policy = dirs.policy("");
+        let invocation = |rustc_sysroot| Invocation {
+            program: Path::new("/bin/sh"),
+            args: &[],
+            env: &env,
+            cwd: &policy.baseline.package_root,
+            jobserver: None,
+            rustc_sysroot,
+            policy: &policy,
+        };
+        let spec = ConfinementSpec::resolve(&invocation(Some(&sysroot))).unwrap();
+        assert_eq!(spec.paths[&sysroot], PathAccess::READ_EXECUTE);
+        let err = ConfinementSpec::resolve(&invocation(None)).unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("failed to find the sysroot of"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -201,6 +201,7 @@ impl Package {
             env,
             cwd: &self.path("pkg"),
             jobserver: None,
+            rustc_sysroot: None,
             policy: &policy,
         };
         let mut lines = Vec::new();
@@ -462,6 +463,7 @@ fn a_failing_callback_still_drains_the_guest() {
         env: &env,
         cwd: &package.path("pkg"),
         jobserver: None,
+        rustc_sysroot: None,
         policy: &policy,
     };
     let mut seen = 0;

@@ -12,6 +12,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::time::Duration;
 
@@ -333,6 +334,57 @@ fn exfiltrates_over_sockets(runner: &str) {
         .run();
     assert!(received(&tcp, &udp, &unix).is_empty());
     let _ = std::io::stdout().flush();
+}
+
+/// Setting the setuid bit, which landlock does not mediate: on a program
+/// outside every grant that the user owns (root owns the system's), and on a
+/// new file in `OUT_DIR`. A setuid program runs with its owner's rights for
+/// whoever starts it. Control: ordinary modes still change.
+fn sets_the_setuid_bit(runner: &str) {
+    let program = paths::root().join("victim-program");
+    fs::write(&program, "#!/bin/sh\n").unwrap();
+    let p = attack_project(&format!(
+        r#"
+        use std::os::unix::fs::{{OpenOptionsExt, PermissionsExt}};
+        let mode = |path: &str| std::fs::metadata(path).map(|m| format!("{{:o}}", m.permissions().mode() & 0o7777));
+        report("chmod u+s outside", std::fs::set_permissions({program:?}, std::fs::Permissions::from_mode(0o4755))
+            .and_then(|()| mode({program:?})));
+        let out = std::env::var("OUT_DIR").unwrap();
+        let created = format!("{{out}}/setuid");
+        report("create u+s in OUT_DIR", std::fs::OpenOptions::new().write(true).create(true).mode(0o6755).open(&created)
+            .and_then(|_| mode(&created)));
+        let plain = format!("{{out}}/plain");
+        std::fs::write(&plain, "").unwrap();
+        report("chmod 755 in OUT_DIR", std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755))
+            .and_then(|()| mode(&plain)));
+        "#
+    ));
+    let program_mode = || fs::metadata(&program).unwrap().permissions().mode() & 0o7777;
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: chmod u+s outside: succeeded: 4755
+[WARNING] victim@0.1.0: create u+s in OUT_DIR: succeeded: 6755
+[WARNING] victim@0.1.0: chmod 755 in OUT_DIR: succeeded: 755
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert_eq!(program_mode(), 0o4755);
+    fs::set_permissions(&program, fs::Permissions::from_mode(0o644)).unwrap();
+    p.cargo("clean").run();
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: chmod u+s outside: blocked: PermissionDenied
+[WARNING] victim@0.1.0: create u+s in OUT_DIR: blocked: PermissionDenied
+[WARNING] victim@0.1.0: chmod 755 in OUT_DIR: succeeded: 755
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert_eq!(program_mode(), 0o644);
 }
 
 /// Spawning a shell without a `run` grant.
@@ -887,6 +939,7 @@ mod native {
         reads_other_processes_environ,
         writes_outside_out_dir,
         escapes_through_links,
+        sets_the_setuid_bit,
         exfiltrates_over_sockets,
         spawns_a_shell,
         signals_cargo,

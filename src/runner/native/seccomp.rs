@@ -11,6 +11,11 @@
 //! * new namespaces and mounts (`unshare`, `setns`, namespace flags of `clone`,
 //!   the mount API), so the script stays in the namespaces it was given;
 //! * typing into a terminal (`TIOCSTI`, `TIOCLINUX`);
+//! * the setuid and setgid bits, in `chmod` and in the mode of a file created
+//!   by `open` or `mknod`: landlock does not mediate `chmod`, and a user (root included)
+//!   may set them on any file they own, such as the system's programs;
+//!   `openat2`, whose mode is behind a pointer, fails with `ENOSYS` (libc and
+//!   std fall back to `openat`);
 //! * sockets other than TCP over IPv4/IPv6 (and UDP when DNS is needed):
 //!   `AF_UNIX` sockets reach daemons by path, which landlock only mediates from
 //!   ABI 9 on, and `AF_VSOCK`, `AF_NETLINK` or `AF_PACKET` are not confined by
@@ -91,6 +96,29 @@ const NAMESPACE_FLAGS: &[u64] = &[
     libc::CLONE_NEWTIME as u64,
 ];
 
+/// The mode bits no script may set: a program with them runs with its owner's
+/// (or group's) rights for whoever starts it.
+const PRIVILEGE_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
+
+/// The system calls that set a file's mode, with the index of the mode
+/// argument; `open` and friends only use it with `O_CREAT` or `O_TMPFILE`,
+/// and libc passes 0 otherwise. `mknod` creates regular files too.
+const MODE_ARGUMENTS: &[(i64, u8)] = &[
+    (libc::SYS_fchmod, 1),
+    (libc::SYS_fchmodat, 2),
+    (libc::SYS_fchmodat2, 2),
+    (libc::SYS_openat, 3),
+    (libc::SYS_mknodat, 2),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_chmod, 1),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_mknod, 1),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_open, 2),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_creat, 1),
+];
+
 /// The socket types a script never gets, whatever the network policy.
 const DENIED_SOCKET_TYPES: &[i32] = &[
     libc::SOCK_RAW,
@@ -136,9 +164,19 @@ fn build(network: Network) -> Result<Vec<BpfProgram>, BackendError> {
             )?])?,
         ],
     );
-    let clone3 = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
+    for &(syscall, mode) in MODE_ARGUMENTS {
+        let rules = PRIVILEGE_BITS
+            .iter()
+            .map(|&bit| rule(vec![arg(mode, SeccompCmpOp::MaskedEq(bit), bit)?]))
+            .collect::<Result<_, _>>()?;
+        denied.insert(syscall, rules);
+    }
+    let absent = BTreeMap::from([
+        (libc::SYS_clone3, Vec::new()),
+        (libc::SYS_openat2, Vec::new()),
+    ]);
 
-    let mut programs = [(denied, libc::EPERM), (clone3, libc::ENOSYS)]
+    let mut programs = [(denied, libc::EPERM), (absent, libc::ENOSYS)]
         .into_iter()
         .map(|(rules, errno)| {
             let filter = SeccompFilter::new(
@@ -296,7 +334,7 @@ mod tests {
         let eperm = -i64::from(libc::EPERM);
         let enosys = -i64::from(libc::ENOSYS);
         // SAFETY (each call): plain system calls with valid or null arguments.
-        let refused: [(&str, SystemCall); 7] = [
+        let refused: [(&str, SystemCall); 10] = [
             ("ptrace", || unsafe {
                 libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0)
             }),
@@ -315,6 +353,26 @@ mod tests {
             ("a unix socket", || unsafe {
                 i64::from(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0))
             }),
+            ("chmod u+s", || unsafe {
+                i64::from(libc::chmod(c"/nonexistent/x".as_ptr(), 0o4755))
+            }),
+            ("fchmodat g+s", || unsafe {
+                i64::from(libc::fchmodat(
+                    libc::AT_FDCWD,
+                    c"/nonexistent/x".as_ptr(),
+                    0o2755,
+                    0,
+                ))
+            }),
+            ("create u+s", || unsafe {
+                let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC;
+                i64::from(libc::openat(
+                    libc::AT_FDCWD,
+                    c"/nonexistent/x".as_ptr(),
+                    flags,
+                    0o4755,
+                ))
+            }),
             ("a unix datagram pair", || unsafe {
                 let mut fds = [0; 2];
                 let kind = libc::SOCK_DGRAM | libc::SOCK_CLOEXEC;
@@ -325,11 +383,16 @@ mod tests {
             for (name, call) in refused {
                 assert_eq!(confined(network, call), eperm, "{name} under {network:?}");
             }
-            // `clone3` fails as if the kernel lacked it, so that libc falls back to `clone`.
+            // `clone3` and `openat2` fail as if the kernel lacked them, so that
+            // libc falls back to `clone` and `openat`.
             let clone3 = confined(network, || unsafe {
                 libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0)
             });
             assert_eq!(clone3, enosys);
+            let openat2 = confined(network, || unsafe {
+                libc::syscall(libc::SYS_openat2, libc::AT_FDCWD, c"/".as_ptr(), 0, 0)
+            });
+            assert_eq!(openat2, enosys);
         }
         // The same calls through the x32 ABI (`getpid`, harmless, stands for
         // all): refused, not merely unknown to a kernel without x32.
@@ -347,6 +410,8 @@ mod tests {
         // Control: what the filters allow still works.
         let tcp = || unsafe { i64::from(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0)) };
         assert!(confined(Network::Isolated, tcp) >= 0);
+        let chmod = || unsafe { i64::from(libc::chmod(c"/nonexistent/x".as_ptr(), 0o755)) };
+        assert_ne!(confined(Network::Isolated, chmod), eperm);
         let pairs: [SystemCall; 2] = [
             || unsafe {
                 let mut fds = [0; 2];

@@ -154,7 +154,7 @@ fn locate(controller: Controller, mountinfo: &str, cgroups: &str) -> Result<Hier
                 version: Version::V1,
                 own,
             })
-            .ok_or_else(|| format!("the `{name}` cgroup `{path}` of Cargo is not mounted"));
+            .ok_or_else(|| format!("the `{name}` cgroup `{path}` of this process is not mounted"));
         }
     }
     let Some(path) = v2_path else {
@@ -166,7 +166,7 @@ fn locate(controller: Controller, mountinfo: &str, cgroups: &str) -> Result<Hier
             own,
         })
         .ok_or_else(|| {
-            format!("no cgroup v1 hierarchy has the `{name}` controller and the cgroup v2 `{path}` of Cargo is not mounted")
+            format!("no cgroup v1 hierarchy has the `{name}` controller and the cgroup v2 `{path}` of this process is not mounted")
         })
 }
 
@@ -579,18 +579,21 @@ mod tests {
         assert_eq!(hierarchy.own, Path::new("/mnt/cg"));
 
         let err = locate(Controller::Pids, mountinfo, "8:pids:/other\n").unwrap_err();
-        assert_eq!(err, "the `pids` cgroup `/other` of Cargo is not mounted");
+        assert_eq!(
+            err,
+            "the `pids` cgroup `/other` of this process is not mounted"
+        );
         let err = locate(Controller::Pids, mountinfo, "8:pids:/docker/abc/../x\n").unwrap_err();
         assert_eq!(
             err,
-            "the `pids` cgroup `/docker/abc/../x` of Cargo is not mounted"
+            "the `pids` cgroup `/docker/abc/../x` of this process is not mounted"
         );
         let err = locate(Controller::Pids, "", "4:memory:/\n").unwrap_err();
         assert_eq!(err, "no cgroup hierarchy has the `pids` controller");
         let err = locate(Controller::Pids, "", "0::/a\n").unwrap_err();
         assert_eq!(
             err,
-            "no cgroup v1 hierarchy has the `pids` controller and the cgroup v2 `/a` of Cargo \
+            "no cgroup v1 hierarchy has the `pids` controller and the cgroup v2 `/a` of this process \
              is not mounted"
         );
     }

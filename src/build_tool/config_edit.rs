@@ -14,6 +14,7 @@ use std::fmt;
 use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
 
 use crate::Request;
+use crate::policy::dotted;
 
 /// Why a configuration could not be edited.
 #[derive(Debug)]
@@ -166,25 +167,6 @@ fn next_prefix(array: &toml_edit::Array) -> String {
         Some((_, indent)) => format!("\n{indent}"),
         None => " ".to_owned(),
     }
-}
-
-/// The keys of `path` joined with dots, each quoted unless it is bare.
-pub(crate) fn dotted(path: &[impl AsRef<str>]) -> String {
-    path.iter()
-        .map(|key| {
-            let key = key.as_ref();
-            let bare = !key.is_empty()
-                && key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if bare {
-                key.to_owned()
-            } else {
-                format!("{key:?}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 fn type_of(item: &Item) -> &'static str {

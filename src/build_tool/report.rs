@@ -8,8 +8,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::config_edit::dotted;
-use crate::policy::{display_duration, display_size};
+use crate::policy::{display_duration, display_size, dotted};
 use crate::{Approval, Request, RunnerKind, Trust};
 
 /// One package with a build script.

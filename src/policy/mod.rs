@@ -537,17 +537,7 @@ impl PolicyError {
     /// The key path joined with dots, e.g. `limits.time`, with keys that are
     /// not bare TOML keys quoted, e.g. `allow."ring@0.17"`.
     pub fn dotted_path(&self) -> String {
-        let is_bare = |key: &str| {
-            !key.is_empty()
-                && (key.chars()).all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        };
-        (self.path.iter())
-            .map(|key| match is_bare(key) {
-                true => key.clone(),
-                false => format!("{key:?}"),
-            })
-            .collect::<Vec<_>>()
-            .join(".")
+        dotted(&self.path)
     }
 
     /// The path of keys in `table`, the table that was parsed, down to the
@@ -573,6 +563,21 @@ impl PolicyError {
         }
         keys
     }
+}
+
+/// The keys of `path` joined with dots, each quoted unless it is a bare TOML
+/// key.
+pub(crate) fn dotted(path: &[impl AsRef<str>]) -> String {
+    let is_bare = |key: &str| {
+        !key.is_empty() && (key.chars()).all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    (path.iter())
+        .map(|key| match is_bare(key.as_ref()) {
+            true => key.as_ref().to_owned(),
+            false => format!("{:?}", key.as_ref()),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 impl fmt::Display for PolicyError {

@@ -44,6 +44,7 @@
 
 mod build_tool;
 mod policy;
+#[cfg(feature = "runners")]
 pub mod runner;
 
 pub use build_tool::config_edit::{ConfigEditError, add_grant, describe_grant, grant_snippet};

@@ -43,12 +43,12 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
-    /// Parses the table. The relative paths of the entry `allow.<key>` are
-    /// resolved against `base(key)`, the directory its definition is
-    /// relative to.
+    /// Parses the table. A relative path is resolved against `base(key_path)`,
+    /// the directory that the definition of the value at `key_path` (below
+    /// the table, e.g. `["allow", "ring", "read", "0"]`) is relative to.
     pub fn from_toml(
         value: &toml::Value,
-        base: impl Fn(&str) -> PathBuf,
+        base: impl Fn(&[String]) -> PathBuf,
     ) -> Result<ConsumerConfig, PolicyError> {
         let table = super::expect_table(value, &[])?;
         let mut config = ConsumerConfig::default();
@@ -63,7 +63,9 @@ impl ConsumerConfig {
         }
         if let Some(allow) = table.get("allow") {
             for (key, value) in super::expect_table(allow, &["allow"])? {
-                let grant = Grant::from_toml(key, value, &base(key)).map_err(|mut e| {
+                let base_below =
+                    |path: &[String]| base(&[&["allow".to_owned(), key.clone()], path].concat());
+                let grant = Grant::from_toml(key, value, base_below).map_err(|mut e| {
                     e.path.insert(0, "allow".to_owned());
                     e
                 })?;
@@ -175,8 +177,8 @@ mod tests {
     use crate::RunnerKind;
 
     fn config(text: &str) -> Result<ConsumerConfig, PolicyError> {
-        ConsumerConfig::from_toml(&toml::Value::Table(text.parse().unwrap()), |key| {
-            Path::new("/ws").join(key)
+        ConsumerConfig::from_toml(&toml::Value::Table(text.parse().unwrap()), |path| {
+            Path::new("/ws").join(path.join("/"))
         })
     }
 
@@ -201,7 +203,7 @@ mod tests {
         assert_eq!(a.grants.len(), 1);
         assert_eq!(
             a.grants[0].read,
-            BTreeSet::from([PathBuf::from("/ws/a/inc")])
+            BTreeSet::from([PathBuf::from("/ws/allow/a/read/0/inc")])
         );
         assert!(config.approval("b", &v1).grants[0].clock);
         assert!(
@@ -211,6 +213,29 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(a.trust, Trust::Declared);
+    }
+
+    #[test]
+    fn each_path_is_relative_to_its_own_definition() {
+        // `read` merges two files; `run` has a name and a path.
+        let text = "[allow.a]\nread = [\"x\", \"/abs\", \"../y\"]\nrun = [\"cc\", \"bin/tool\"]\n";
+        let config =
+            ConsumerConfig::from_toml(&toml::Value::Table(text.parse().unwrap()), |path| {
+                if path.len() == 4 && path[..3] == ["allow", "a", "read"] {
+                    PathBuf::from(format!("/file{}", path[3]))
+                } else {
+                    PathBuf::from(format!("/{}", path.join(".")))
+                }
+            })
+            .unwrap();
+        let request = &config.grants[0].request;
+        let read = ["/file0/x", "/abs", "/y"].map(PathBuf::from);
+        assert_eq!(request.read, BTreeSet::from(read));
+        let run = [
+            crate::Program::Name("cc".to_owned()),
+            crate::Program::Path(PathBuf::from("/allow.a.run.1/bin/tool")),
+        ];
+        assert_eq!(request.run, BTreeSet::from(run));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! [`grants_for`] says which grants apply to a package.
 
 use std::fmt;
-use std::path::Path;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::{PolicyError, Request, RunnerKind};
@@ -139,10 +139,17 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Parses the entry `key = value`; relative paths are resolved against `base`.
+    /// Parses the entry `key = value`. A relative path at `<field>.<index>` of
+    /// `value` is resolved against `base(&[field, index])`, the directory that
+    /// its definition is relative to: the entry may merge the values of
+    /// several configuration files.
     ///
     /// Errors carry the key path below `build-sandbox.allow`.
-    pub fn from_toml(key: &str, value: &toml::Value, base: &Path) -> Result<Grant, PolicyError> {
+    pub fn from_toml(
+        key: &str,
+        value: &toml::Value,
+        base: impl Fn(&[String]) -> PathBuf,
+    ) -> Result<Grant, PolicyError> {
         let matcher = key.parse().map_err(|message: String| PolicyError {
             at_key: true,
             ..PolicyError::new(&[key], message)
@@ -157,7 +164,7 @@ impl Grant {
                 "a grant cannot choose the runner; the configuration's `runner` key does",
             ));
         }
-        request.resolve_paths(base);
+        request.resolve_paths_at(value, base);
         Ok(Grant { matcher, request })
     }
 }
@@ -178,11 +185,9 @@ mod tests {
     use super::*;
 
     fn grant(key: &str, value: &str) -> Result<Grant, PolicyError> {
-        Grant::from_toml(
-            key,
-            &toml::Value::Table(value.parse().unwrap()),
-            Path::new("/ws"),
-        )
+        Grant::from_toml(key, &toml::Value::Table(value.parse().unwrap()), |_| {
+            PathBuf::from("/ws")
+        })
     }
 
     #[test]
@@ -230,7 +235,11 @@ mod tests {
         let err = grant("ring", "runner = \"native\"").unwrap_err();
         assert_eq!(err.path, ["ring", "runner"]);
         let ok = grant("ring@0.17", "read = [\"include\"]").unwrap();
-        assert!(ok.request.read.contains(Path::new("/ws/include")));
+        assert!(
+            ok.request
+                .read
+                .contains(std::path::Path::new("/ws/include"))
+        );
     }
 
     #[test]

@@ -127,6 +127,45 @@ impl Request {
             .collect();
     }
 
+    /// Makes every relative `read`, `write` and `run` path absolute against the
+    /// base of its own value: `base(&[field, index])` for the element `index`
+    /// of `written.<field>`, the table this request was parsed from.
+    pub(crate) fn resolve_paths_at(
+        &mut self,
+        written: &toml::Value,
+        base: impl Fn(&[String]) -> PathBuf,
+    ) {
+        let base = &base;
+        let elements = |field: &'static str| {
+            let items = written.get(field).and_then(toml::Value::as_array);
+            let items = items.into_iter().flatten().enumerate();
+            items.filter_map(move |(index, item)| {
+                let text = item.as_str()?;
+                let base = base(&[field.to_owned(), index.to_string()]);
+                Some((field, text, base))
+            })
+        };
+        for (field, text, base) in elements("read").chain(elements("write")) {
+            let set = if field == "read" {
+                &mut self.read
+            } else {
+                &mut self.write
+            };
+            let path = Path::new(text);
+            if path.is_relative() && set.remove(path) {
+                set.insert(normalize(&base.join(path)));
+            }
+        }
+        for (_, text, base) in elements("run") {
+            if let Ok(Program::Path(path)) = text.parse()
+                && path.is_relative()
+                && self.run.remove(&Program::Path(path.clone()))
+            {
+                self.run.insert(Program::Path(normalize(&base.join(path))));
+            }
+        }
+    }
+
     /// Whether this asks for nothing at all.
     pub fn is_empty(&self) -> bool {
         *self == Request::default()

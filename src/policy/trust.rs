@@ -357,7 +357,7 @@ mod tests {
         let grants = [Grant::from_toml(
             "openssl-sys@=0.9.109",
             &toml::Value::Table("clock = true".parse().unwrap()),
-            Path::new("/"),
+            |_| std::path::PathBuf::from("/"),
         )
         .unwrap()];
         let v = |s: &str| semver::Version::parse(s).unwrap();

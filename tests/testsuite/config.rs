@@ -1,9 +1,9 @@
 //! Choosing the runner, and the consumer's `[build-sandbox]` configuration.
 
 use cargo_test_support::prelude::*;
-use cargo_test_support::str;
+use cargo_test_support::{paths, project, str};
 
-use crate::utils::{ProjectExt, codegen_project};
+use crate::utils::{ProjectExt, codegen_project, per_runner};
 
 #[cargo_test]
 fn unknown_runner_on_the_command_line() {
@@ -268,4 +268,60 @@ fn build_sandbox_must_be_a_table() {
 
 "#]])
         .run();
+}
+
+/// A grant that two configuration files write to: each relative path is
+/// relative to its own file's directory, in a build and in the report.
+fn each_grant_path_is_relative_to_its_own_file(runner: &str) {
+    let root = paths::root();
+    for (dir, text) in [("shared", "shared "), ("other", "other")] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+        std::fs::write(root.join(dir).join("file.txt"), text).unwrap();
+    }
+    std::fs::create_dir_all(root.join(".cargo")).unwrap();
+    std::fs::write(
+        root.join(".cargo/config.toml"),
+        "[build-sandbox.allow.foo]\nread = [\"shared\"]\n",
+    )
+    .unwrap();
+    let p = project()
+        .file(".cargo/config.toml", "[build-sandbox.allow.foo]\nread = [\"../other\"]\n")
+        .file(
+            "build.rs",
+            r#"
+            fn main() {
+                let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+                let read = |dir: &str| std::fs::read_to_string(root.join(dir).join("file.txt"));
+                let text = read("shared").unwrap() + &read("other").unwrap();
+                let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
+                std::fs::write(out.join("text.rs"), format!("pub const TEXT: &str = {text:?};")).unwrap();
+            }
+            "#,
+        )
+        .file("src/lib.rs", r#"include!(concat!(env!("OUT_DIR"), "/text.rs"));"#)
+        .build();
+
+    p.cargo_sandboxed(Some(runner), "build").run();
+    p.cargo_sandboxed(Some(runner), "build-sandbox report")
+        .with_stdout_data(str![[r#"
+trust: approved (build scripts get what `[build-sandbox.allow]` grants)
+foo v0.0.1 (runner `[..]`)
+  declared   -
+  approved   read [[ROOT]/other, [ROOT]/shared]
+  missing    -
+
+"#]])
+        .run();
+}
+
+mod native {
+    use super::*;
+
+    per_runner!("native" => each_grant_path_is_relative_to_its_own_file);
+}
+
+mod wasmtime {
+    use super::*;
+
+    per_runner!("wasmtime" => each_grant_path_is_relative_to_its_own_file);
 }

@@ -31,8 +31,18 @@ pub trait ProjectExt {
     fn stock_cargo(&self, args: &str) -> Execs;
 }
 
+/// `cargo build-sandbox`, built next to the fork by `cargo xtask build-fork`.
+const SUBCOMMAND: &str = "cargo-build-sandbox";
+
 impl ProjectExt for Project {
     fn cargo(&self, args: &str) -> Execs {
+        // Installed where `cargo xtask install` puts it: the test's `$CARGO_HOME/bin`.
+        let bin = cargo_test_support::paths::cargo_home().join("bin");
+        if !bin.join(SUBCOMMAND).exists() {
+            fs::create_dir_all(&bin).unwrap();
+            let built = fork_cargo().with_file_name(SUBCOMMAND);
+            std::os::unix::fs::symlink(built, bin.join(SUBCOMMAND)).unwrap();
+        }
         let mut execs = self.process(fork_cargo());
         execs.arg_line(args);
         execs
@@ -194,13 +204,25 @@ pub fn canary_project(items: &str, body: &str, extra: &str) -> Project {
         .build()
 }
 
-/// In a module per runner: one `#[cargo_test]` for each named function of
-/// the parent module, which takes the runner's name.
+/// In a module per runner: one test for each named function of the parent
+/// module, which takes the runner's name.
+///
+/// Each is what `#[cargo_test]` makes of a function, with its own scratch
+/// directory: `#[cargo_test]` names it after the file and the function, which
+/// would be the same for every runner's copy, so that two runners' copies
+/// running at once would delete each other's files.
 macro_rules! per_runner {
     ($runner:literal => $($test:ident),* $(,)?) => {
         $(
-            #[cargo_test]
+            #[test]
             fn $test() {
+                let _test_guard = cargo_test_support::paths::init_root(
+                    env!("CARGO_TARGET_TMPDIR"),
+                    cargo_test_support::paths::test_dir(
+                        std::file!(),
+                        concat!($runner, "/", stringify!($test)),
+                    ),
+                );
                 super::$test($runner);
             }
         )*

@@ -291,9 +291,9 @@ pub fn export(ws: &Workspace) -> Result<()> {
 const SERIES_HEADER: &str =
     "# Applied in this order by `cargo xtask fork`; see `fork/README.md`.\n";
 
-/// Materializes the fork, keeping work that is not exported yet, and builds its `cargo` binary
-/// and the `native` runner's helper into `target/fork/release`. Returns the path of `cargo`; the
-/// helper is [`HELPER`] next to it.
+/// Materializes the fork, keeping work that is not exported yet, and builds its `cargo` binary,
+/// the `native` runner's helper and `cargo build-sandbox` into `target/fork/release`. Returns the
+/// path of `cargo`; [`HELPER`] and [`SUBCOMMAND`] are next to it.
 pub fn build(ws: &Workspace) -> Result<PathBuf> {
     materialize(ws, Mode::Lenient)?;
     let pins = read_pins(ws)?;
@@ -321,14 +321,30 @@ pub fn build(ws: &Workspace) -> Result<PathBuf> {
         // `target/fork`: its output does not depend on the tree's `HEAD`.
         .env("CFG_OMIT_GIT_HASH", "1"))
     .context("failed to build the fork")?;
+    // The subcommand uses the crate without its runners: built in this workspace, where that
+    // takes seconds, and put next to the fork's `cargo`.
+    run(util::cargo()
+        .current_dir(&ws.root)
+        .args(["build", "--release", "-p", SUBCOMMAND]))
+    .with_context(|| format!("failed to build `{SUBCOMMAND}`"))?;
     let binary = ws.fork_target().join("release/cargo");
+    let subcommand = ws.root.join("target/release").join(SUBCOMMAND);
+    util::copy_binary(
+        &subcommand,
+        ws.fork_target().join("release").as_path(),
+        SUBCOMMAND,
+    )?;
     let elapsed = util::elapsed(start.elapsed());
     status(
         "Built",
-        format_args!("`target/fork/release/cargo` and `{HELPER}` in {elapsed}"),
+        format_args!("`target/fork/release/cargo`, `{HELPER}` and `{SUBCOMMAND}` in {elapsed}"),
     );
     Ok(binary)
 }
+
+/// `cargo build-sandbox`, an external subcommand that Cargo finds on `PATH` or in
+/// `$CARGO_HOME/bin`.
+pub const SUBCOMMAND: &str = "cargo-build-sandbox";
 
 /// The `native` runner's helper, a binary of the `build-sandbox` crate that the fork's `cargo`
 /// starts from next to itself (`build_sandbox::runner::native::HELPER_NAME`).

@@ -6,6 +6,10 @@
 //! its `lib` with the standard library of every installed target. `rustup toolchain link`
 //! registers it, so `cargo +nightly-fork` runs the fork with the active toolchain's `rustc`. The
 //! targets the sandbox needs are added to the active toolchain, which shares them through `lib`.
+//!
+//! `cargo build-sandbox` is an external subcommand: Cargo looks for `cargo-build-sandbox` on
+//! `PATH` and in `$CARGO_HOME/bin`, not in the toolchain, so it is copied to `$CARGO_HOME/bin`
+//! as `cargo install` would.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -43,6 +47,14 @@ pub fn install(ws: &Workspace) -> Result<()> {
     populate(&dir, &sysroot, &binary)
         .with_context(|| format!("failed to populate `{}`", dir.display()))?;
     link(&dir)?;
+    let cargo_bin = cargo_home()?.join("bin");
+    fs::create_dir_all(&cargo_bin)
+        .with_context(|| format!("failed to create `{}`", cargo_bin.display()))?;
+    util::copy_binary(
+        &binary.with_file_name(fork::SUBCOMMAND),
+        &cargo_bin,
+        fork::SUBCOMMAND,
+    )?;
 
     let version = output(Command::new("rustup").args(["run", TOOLCHAIN, "cargo", "-V"]))?;
     let version = version.trim();
@@ -50,6 +62,11 @@ pub fn install(ws: &Workspace) -> Result<()> {
         bail!("`cargo +{TOOLCHAIN} -V` printed `{version}`, which is not the fork");
     }
     status("Installed", format_args!("`cargo +{TOOLCHAIN}`: {version}"));
+    let subcommand = cargo_bin.join(fork::SUBCOMMAND);
+    status(
+        "Installed",
+        format_args!("`cargo build-sandbox`: `{}`", subcommand.display()),
+    );
     Ok(())
 }
 
@@ -87,6 +104,15 @@ fn add_targets() -> Result<()> {
     Ok(())
 }
 
+/// `$CARGO_HOME`, by default `~/.cargo`.
+fn cargo_home() -> Result<PathBuf> {
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        return Ok(PathBuf::from(home));
+    }
+    let home = std::env::var_os("HOME").context("neither `CARGO_HOME` nor `HOME` is set")?;
+    Ok(PathBuf::from(home).join(".cargo"))
+}
+
 fn sysroot() -> Result<PathBuf> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let sysroot = output(Command::new(rustc).args(["--print", "sysroot"]))?;
@@ -99,24 +125,10 @@ fn sysroot() -> Result<PathBuf> {
 /// `binary` next to it, where the fork's `native` runner looks for it.
 fn populate(dir: &Path, sysroot: &Path, binary: &Path) -> Result<()> {
     let bin = dir.join("bin");
-    copy_binary(binary, &bin, "cargo")?;
-    copy_binary(&binary.with_file_name(fork::HELPER), &bin, fork::HELPER)?;
+    util::copy_binary(binary, &bin, "cargo")?;
+    util::copy_binary(&binary.with_file_name(fork::HELPER), &bin, fork::HELPER)?;
     link_entries(&sysroot.join("bin"), &bin, &["cargo", fork::HELPER])?;
     link_entries(sysroot, dir, &["bin"])
-}
-
-/// Copies `from` to `bin/name` unless it is there already: a copy, so a later build of the fork
-/// does not change a toolchain that is in use, and put in place by a rename, so a `cargo` that
-/// is running keeps its file.
-fn copy_binary(from: &Path, bin: &Path, name: &str) -> Result<()> {
-    let to = bin.join(name);
-    let new = fs::read(from).with_context(|| format!("failed to read `{}`", from.display()))?;
-    if util::read_optional(&to)?.as_ref() != Some(&new) {
-        let temp = bin.join(format!(".{name}.new"));
-        fs::copy(from, &temp).with_context(|| format!("failed to copy the fork's `{name}`"))?;
-        fs::rename(&temp, &to).with_context(|| format!("failed to copy the fork's `{name}`"))?;
-    }
-    Ok(())
 }
 
 /// Links every entry of `from` into `to`, except `keep`, which `to` has of its own, and removes

@@ -1,6 +1,7 @@
 //! Helpers shared by the tasks: running commands, hashing, reading files.
 
 use std::ffi::OsStr;
+use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
 use std::process::Command;
@@ -141,4 +142,19 @@ pub fn elapsed(duration: Duration) -> String {
     } else {
         format!("{:.1}s", duration.as_secs_f64())
     }
+}
+
+/// Copies `from` to `bin/name` unless it is there already: a copy, so a later build does not
+/// change a binary that is in use, and put in place by a rename, so a running one keeps its file.
+pub fn copy_binary(from: &Path, bin: &Path, name: &str) -> Result<()> {
+    let to = bin.join(name);
+    let new = fs::read(from).with_context(|| format!("failed to read `{}`", from.display()))?;
+    if read_optional(&to)?.as_ref() != Some(&new) {
+        let temp = bin.join(format!(".{name}.new"));
+        fs::copy(from, &temp)
+            .with_context(|| format!("failed to copy `{name}` to `{}`", bin.display()))?;
+        fs::rename(&temp, &to)
+            .with_context(|| format!("failed to copy `{name}` to `{}`", bin.display()))?;
+    }
+    Ok(())
 }

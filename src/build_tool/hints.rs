@@ -6,9 +6,12 @@
 //! Runners deny access with the operating system's own errors, and a script
 //! that fails on one usually prints it with the path it tried, as
 //! `Permission denied (os error 13)` or `Operation not permitted (os error 1)`
-//! from Rust's `io::Error`, or the `errno` text from a C tool. A line with such
-//! an error and an absolute path outside the policy suggests `read` (or
-//! `write`, when the path is already readable) for that path.
+//! from Rust's `io::Error`, or the `errno` text from a C tool. Where the
+//! runner hides what the policy leaves out (the `native` runner's view), the
+//! error is `No such file or directory` for a path that exists outside the
+//! sandbox, and `Read-only file system` for a path the script may only read.
+//! A line with such an error and an absolute path outside the policy suggests
+//! `read` (or `write`, when the path is already readable) for that path.
 //!
 //! This is a hint, not a verdict: the path may be one the script merely
 //! mentions, so the suggestion is printed as a `help:` for the user to judge,
@@ -29,14 +32,26 @@ const DENIED: [&str; 4] = [
     "Capabilities insufficient",
 ];
 
+/// Error texts of a path the sandbox hid (`ENOENT`): a denial only for a path
+/// that exists outside the sandbox.
+const HIDDEN: [&str; 2] = ["No such file or directory", "os error 2)"];
+
+/// Error texts of a write to a read-only mount (`EROFS`).
+const READ_ONLY: [&str; 2] = ["Read-only file system", "os error 30"];
+
 /// The grant that would likely have let the script past the access it was
 /// denied, judging by its output, or `None` when no such access shows.
 pub fn suggest_grant(policy: &EffectivePolicy, output: &Output) -> Option<Request> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let lines = stderr.lines().chain(stdout.lines());
-    for line in lines.filter(|line| DENIED.iter().any(|denied| line.contains(denied))) {
-        for path in absolute_paths(line) {
+    let says = |line: &str, texts: &[&str]| texts.iter().any(|text| line.contains(text));
+    for line in stderr.lines().chain(stdout.lines()) {
+        let hidden = says(line, &HIDDEN);
+        if !hidden && !says(line, &DENIED) && !says(line, &READ_ONLY) {
+            continue;
+        }
+        let paths = absolute_paths(line).filter(|path| !hidden || path.symlink_metadata().is_ok());
+        for path in paths {
             let mut grant = Request::default();
             if !is_readable(policy, &path) {
                 grant.read.insert(path);
@@ -118,6 +133,24 @@ mod tests {
         assert_eq!(
             grant.write,
             BTreeSet::from([PathBuf::from("/src/foo/generated.rs")])
+        );
+    }
+
+    #[test]
+    fn a_hidden_path_is_a_denial_only_if_it_exists_outside_the_sandbox() {
+        // `/etc/hostname` exists on every Linux system the tests run on; the
+        // sandbox's view left it out.
+        let hidden = "Error: /etc/hostname: No such file or directory (os error 2)\n";
+        let grant = suggest_grant(&policy(), &failed(hidden)).unwrap();
+        assert_eq!(grant.read, BTreeSet::from([PathBuf::from("/etc/hostname")]));
+        let missing = "Error: /nonexistent/x.h: No such file or directory (os error 2)\n";
+        assert_eq!(suggest_grant(&policy(), &failed(missing)), None);
+        // A read-only mount: the path may be read, not written.
+        let read_only = "error: /src/foo/gen.rs: Read-only file system (os error 30)\n";
+        let grant = suggest_grant(&policy(), &failed(read_only)).unwrap();
+        assert_eq!(
+            grant.write,
+            BTreeSet::from([PathBuf::from("/src/foo/gen.rs")])
         );
     }
 

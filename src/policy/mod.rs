@@ -713,7 +713,7 @@ fn parse_path(s: &str) -> Result<PathBuf, String> {
 }
 
 /// Removes `.` and resolves `..` lexically, without touching the filesystem.
-fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut normalized = PathBuf::new();
     for component in path.components() {
         match component {

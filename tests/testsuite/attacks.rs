@@ -16,7 +16,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::time::Duration;
 
-use cargo_test_support::prelude::*;
 use cargo_test_support::{Project, paths, str};
 
 use crate::utils::{ProjectExt, assert_canary_absent, canary_project, per_runner, write_canary};
@@ -28,6 +27,9 @@ unsafe extern "C" {
     fn setsid() -> i32;
     fn close(fd: i32) -> i32;
     fn kill(pid: i32, sig: i32) -> i32;
+    fn setxattr(path: *const std::ffi::c_char, name: *const std::ffi::c_char, value: *const std::ffi::c_void, size: usize, flags: i32) -> i32;
+    fn inotify_init1(flags: i32) -> i32;
+    fn inotify_add_watch(fd: i32, path: *const std::ffi::c_char, mask: u32) -> i32;
 }
 "#;
 
@@ -64,8 +66,8 @@ fn reads_secrets_in_home(runner: &str) {
         .cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
-[WARNING] victim@0.1.0: read ssh key: blocked: PermissionDenied
-[WARNING] victim@0.1.0: read credentials: blocked: PermissionDenied
+[WARNING] victim@0.1.0: read ssh key: blocked: NotFound
+[WARNING] victim@0.1.0: read credentials: blocked: NotFound
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -188,10 +190,10 @@ fn writes_outside_out_dir(runner: &str) {
         .cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
-[WARNING] victim@0.1.0: write own src: blocked: PermissionDenied
-[WARNING] victim@0.1.0: write registry src: blocked: PermissionDenied
-[WARNING] victim@0.1.0: create in target/debug: blocked: PermissionDenied
-[WARNING] victim@0.1.0: create via ..: blocked: PermissionDenied
+[WARNING] victim@0.1.0: write own src: blocked: ReadOnlyFilesystem
+[WARNING] victim@0.1.0: write registry src: blocked: NotFound
+[WARNING] victim@0.1.0: create in target/debug: blocked: ReadOnlyFilesystem
+[WARNING] victim@0.1.0: create via ..: blocked: ReadOnlyFilesystem
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -241,9 +243,9 @@ fn escapes_through_links(runner: &str) {
         .cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
-[WARNING] victim@0.1.0: read via symlink: blocked: PermissionDenied
-[WARNING] victim@0.1.0: write via symlink: blocked: PermissionDenied
-[WARNING] victim@0.1.0: read via hardlink: blocked: CrossesDevices
+[WARNING] victim@0.1.0: read via symlink: blocked: NotFound
+[WARNING] victim@0.1.0: write via symlink: blocked: ReadOnlyFilesystem
+[WARNING] victim@0.1.0: read via hardlink: blocked: NotFound
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -387,6 +389,123 @@ fn sets_the_setuid_bit(runner: &str) {
     assert_eq!(program_mode(), 0o644);
 }
 
+/// Changing the metadata of files the script may not write: the mode of a
+/// file outside every grant (making a secret world-readable), the times of
+/// another package's source (fingerprint poisoning) and an extended attribute.
+/// Landlock has no right for these calls. The package's own root, readable
+/// only, is tried too.
+fn changes_metadata_outside_the_policy(runner: &str) {
+    let secret = paths::home().join(".ssh/id_ed25519");
+    write_canary(&secret, "CANARY-metadata");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    let other_source = paths::root().join("other/src/lib.rs");
+    write_canary(&other_source, "// another package");
+    let p = attack_project(&format!(
+        r#"
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &str| std::fs::metadata(path).map(|m| format!("{{:o}}", m.permissions().mode() & 0o777));
+        report("chmod secret 644", std::fs::set_permissions({secret:?}, std::fs::Permissions::from_mode(0o644))
+            .and_then(|()| mode({secret:?})));
+        let epoch = std::time::SystemTime::UNIX_EPOCH;
+        report("reset mtime of another package", std::fs::File::open({other_source:?})
+            .and_then(|file| file.set_modified(epoch))
+            .map(|()| "1970".to_owned()));
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        report("chmod own manifest", std::fs::set_permissions(manifest, std::fs::Permissions::from_mode(0o666))
+            .and_then(|()| mode(manifest)));
+        let path = std::ffi::CString::new({other_source:?}).unwrap();
+        let value = b"x";
+        let set = unsafe {{ setxattr(path.as_ptr(), c"user.sneak".as_ptr(), value.as_ptr().cast(), 1, 0) }};
+        report("setxattr on another package", if set == 0 {{ Ok("set".to_owned()) }} else {{ Err(std::io::Error::last_os_error()) }});
+        "#
+    ));
+    let secret_mode = || fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+    let other_mtime = || fs::metadata(&other_source).unwrap().modified().unwrap();
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: chmod secret 644: succeeded: 644
+[WARNING] victim@0.1.0: reset mtime of another package: succeeded: 1970
+[WARNING] victim@0.1.0: chmod own manifest: succeeded: 666
+[WARNING] victim@0.1.0: setxattr on another package: succeeded: set
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert_eq!(secret_mode(), 0o644);
+    assert_eq!(other_mtime(), std::time::SystemTime::UNIX_EPOCH);
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(
+        p.root().join("Cargo.toml"),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    write_canary(&other_source, "// another package");
+    let before = other_mtime();
+    p.cargo("clean").run();
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: chmod secret 644: blocked: NotFound
+[WARNING] victim@0.1.0: reset mtime of another package: blocked: NotFound
+[WARNING] victim@0.1.0: chmod own manifest: blocked: ReadOnlyFilesystem
+[WARNING] victim@0.1.0: setxattr on another package: blocked: NotFound
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert_eq!(secret_mode(), 0o600);
+    assert_eq!(other_mtime(), before);
+}
+
+/// Looking at what the script may not read: whether a secret exists, where a
+/// link points, watching a directory for the names of its files, and the
+/// host's processes (Cargo's own among them) by their `/proc` entries.
+fn sees_outside_the_policy(runner: &str) {
+    let ssh = paths::home().join(".ssh");
+    write_canary(&ssh.join("id_ed25519"), "CANARY-visibility");
+    std::os::unix::fs::symlink(ssh.join("id_ed25519"), ssh.join("current")).unwrap();
+    let p = attack_project(&format!(
+        r#"
+        report("stat secret", std::fs::metadata({key:?}).map(|m| m.len().to_string()));
+        report("readlink in home", std::fs::read_link({link:?}).map(|t| t.file_name().unwrap().to_string_lossy().into_owned()));
+        let fd = unsafe {{ inotify_init1(0) }};
+        let dir = std::ffi::CString::new({ssh:?}).unwrap();
+        let watch = unsafe {{ inotify_add_watch(fd, dir.as_ptr(), 0x100) }};
+        report("inotify on home", if watch >= 0 {{ Ok("watching".to_owned()) }} else {{ Err(std::io::Error::last_os_error()) }});
+        report("stat cargo's /proc entry", std::fs::metadata(format!("/proc/{{}}", {cargo_pid})).map(|_| "found".to_owned()));
+        "#,
+        key = ssh.join("id_ed25519"),
+        link = ssh.join("current"),
+        cargo_pid = std::process::id(),
+    ));
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: stat secret: succeeded: 17
+[WARNING] victim@0.1.0: readlink in home: succeeded: id_ed25519
+[WARNING] victim@0.1.0: inotify on home: succeeded: watching
+[WARNING] victim@0.1.0: stat cargo's /proc entry: succeeded: found
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo("clean").run();
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: stat secret: blocked: NotFound
+[WARNING] victim@0.1.0: readlink in home: blocked: NotFound
+[WARNING] victim@0.1.0: inotify on home: blocked: NotFound
+[WARNING] victim@0.1.0: stat cargo's /proc entry: blocked: NotFound
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+}
+
 /// Spawning a shell without a `run` grant.
 fn spawns_a_shell(runner: &str) {
     let p = attack_project(
@@ -410,7 +529,7 @@ fn spawns_a_shell(runner: &str) {
     p.cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
-[WARNING] victim@0.1.0: spawn /bin/sh: blocked: PermissionDenied
+[WARNING] victim@0.1.0: spawn /bin/sh: blocked: NotFound
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -935,6 +1054,8 @@ mod native {
 
     per_runner!("native" =>
         reads_secrets_in_home,
+        changes_metadata_outside_the_policy,
+        sees_outside_the_policy,
         reads_secret_env,
         reads_other_processes_environ,
         writes_outside_out_dir,

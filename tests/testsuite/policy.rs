@@ -545,7 +545,7 @@ Caused by:
   --- stderr
 
   thread 'main' (2) panicked at build.rs:5:25:
-  failed to read `[ROOT]/shared/data.txt`: Permission denied (os error 13)
+  failed to read `[ROOT]/shared/data.txt`: [NOT_FOUND]
   [NOTE] run with `RUST_BACKTRACE=1` environment variable to display a backtrace
 
 "#]])

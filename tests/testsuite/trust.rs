@@ -20,7 +20,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cargo_test_support::compare::assert_e2e;
-use cargo_test_support::prelude::*;
 use cargo_test_support::{Project, paths, project, str};
 
 use crate::utils::{ProjectExt, assert_canary_absent, per_runner, write_canary};

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! cargo ── helper ── init (PID 1) ── build script ── its children
-//!          outside   └──────── new user, PID, IPC, UTS [and network] namespaces
+//!          outside   └──── new user, PID, mount, IPC, UTS [and network] namespaces
 //! ```
 //!
 //! 1. The **helper** reads the spec, moves itself into the run's cgroups (see
@@ -19,7 +19,8 @@
 //!    none for root) and forks. It then waits for init and exits the way the
 //!    build script did, re-raising the signal that killed it.
 //! 2. **init**, PID 1 of the new PID namespace, dies with the helper
-//!    (`PR_SET_PDEATHSIG`), changes to the working directory, marks every
+//!    (`PR_SET_PDEATHSIG`), replaces the host's tree with a view of the spec's
+//!    paths only (the module `view`), changes to the working directory, marks every
 //!    inherited descriptor but the jobserver's close-on-exec, sets
 //!    `RLIMIT_AS` if the spec asks for it (no `memory` cgroup), empties its capability bounding set, and applies landlock
 //!    (filesystem, TCP ports, signal and abstract-socket scopes, with
@@ -55,7 +56,7 @@ use landlock::{
 use super::kernel::landlock_ruleset;
 use super::spec::{ConfinementSpec, Network, PathAccess};
 use super::sys::{check, pipe};
-use super::{cgroup, seccomp};
+use super::{cgroup, seccomp, view};
 
 /// The largest spec the helper reads; environments are large, but not this large.
 const MAX_SPEC_BYTES: u64 = 64 << 20;
@@ -121,8 +122,11 @@ fn supervise(spec: &ConfinementSpec, status: &Status) -> anyhow::Result<std::con
 
     // SAFETY: no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let mut flags =
-        libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    let mut flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS;
     if spec.network == Network::Isolated {
         flags |= libc::CLONE_NEWNET;
     }
@@ -192,6 +196,7 @@ fn confine(spec: &ConfinementSpec) -> anyhow::Result<()> {
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))
             .context("failed to tie the build script to the helper")?;
     }
+    view::enter(spec).context("failed to build the build script's filesystem view")?;
     std::env::set_current_dir(&spec.cwd)
         .with_context(|| format!("failed to change to the directory `{}`", spec.cwd.display()))?;
     // SAFETY: marks descriptors close-on-exec, closing none.

@@ -48,6 +48,8 @@ mod seccomp;
 mod spec;
 #[cfg(target_os = "linux")]
 mod sys;
+#[cfg(target_os = "linux")]
+mod view;
 
 #[cfg(target_os = "linux")]
 pub use run::NativeRunner;

@@ -325,7 +325,27 @@ impl ConfinementSpec {
             spec.network = Network::Host { udp };
             spec.grant_all(NET_FILES, PathAccess::READ);
         }
+        spec.grant_links_out_of_program_dirs();
         Ok(spec)
+    }
+
+    /// Grants the symbolic links that the links in a directory of `PATH` go
+    /// through outside the granted paths (`/usr/bin/cc` →
+    /// `/etc/alternatives/cc` → `/usr/bin/gcc`), so that the helper's view has
+    /// them: landlock let a program follow such links, and a view without
+    /// them would not. Only the directory's own entries are looked at.
+    fn grant_links_out_of_program_dirs(&mut self) {
+        let Some(path) = self.env.get("PATH") else {
+            return;
+        };
+        let dirs: Vec<PathBuf> = std::env::split_paths(path).collect();
+        for dir in dirs {
+            for link in links_out_of(&dir) {
+                if !self.paths.keys().any(|granted| link.starts_with(granted)) {
+                    self.grant(&link, PathAccess::READ_EXECUTE);
+                }
+            }
+        }
     }
 
     /// Adds `access` to `path` if it exists.
@@ -395,6 +415,37 @@ fn sysroot(rustc: &Path) -> anyhow::Result<PathBuf> {
     let sysroot = PathBuf::from(text.trim_end());
     sysroots.insert(rustc.to_owned(), sysroot.clone());
     Ok(sysroot)
+}
+
+/// The symbolic links outside `dir` that the links among its entries go
+/// through, found once per directory and process.
+fn links_out_of(dir: &Path) -> Vec<PathBuf> {
+    static LINKS: OnceLock<Mutex<BTreeMap<PathBuf, Vec<PathBuf>>>> = OnceLock::new();
+    let mut cache = LINKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(links) = cache.get(dir) {
+        return links.clone();
+    }
+    let mut links = BTreeSet::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let mut link = entry.path();
+        // As many links as the kernel follows in one lookup.
+        for _ in 0..40 {
+            let Ok(target) = fs::read_link(&link) else {
+                break;
+            };
+            let parent = link.parent().unwrap_or(Path::new("/"));
+            link = crate::policy::normalize(&parent.join(target));
+            if !link.starts_with(dir) && fs::symlink_metadata(&link).is_ok_and(|m| m.is_symlink()) {
+                links.insert(link.clone());
+            }
+        }
+    }
+    let links: Vec<PathBuf> = links.into_iter().collect();
+    cache.insert(dir.to_owned(), links.clone());
+    links
 }
 
 #[cfg(test)]
@@ -599,5 +650,19 @@ mod tests {
         assert_eq!(spec.env["RUSTC"], sysroot_rustc.as_os_str());
         let path = std::env::split_paths(&spec.env["PATH"]).collect::<Vec<_>>();
         assert_eq!(path, [sysroot_rustc.parent().unwrap(), dirs.root.as_path()]);
+    }
+
+    #[test]
+    fn links_that_leave_a_program_directory_are_found() {
+        let dirs = Dirs::new("links");
+        let (bin, alternatives) = (dirs.root.join("bin"), dirs.root.join("alternatives"));
+        fs::create_dir_all(&bin).unwrap();
+        fs::create_dir_all(&alternatives).unwrap();
+        fs::write(bin.join("gcc"), "").unwrap();
+        // `bin/cc` → `alternatives/cc` → `bin/gcc`; `bin/c99` stays inside.
+        std::os::unix::fs::symlink(alternatives.join("cc"), bin.join("cc")).unwrap();
+        std::os::unix::fs::symlink("../bin/gcc", alternatives.join("cc")).unwrap();
+        std::os::unix::fs::symlink("gcc", bin.join("c99")).unwrap();
+        assert_eq!(links_out_of(&bin), [alternatives.join("cc")]);
     }
 }

@@ -29,6 +29,9 @@
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
+use std::fs;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::EffectivePolicy;
@@ -135,15 +138,20 @@ impl fmt::Display for ForbiddenDirective {
 }
 
 /// Checks the directives of a sandboxed script under `policy`: the variables
-/// it sets with `cargo::rustc-env` (`forbidden_rustc_env`) and the
-/// arguments it passes to the linker (`link_arg_offences`). A granted
-/// `linker-plugins` allows the arguments that load code, but never those that
-/// make the linker write a file where the script chooses. Returns the first
-/// offence.
+/// it sets with `cargo::rustc-env` (`forbidden_rustc_env`), the arguments it
+/// passes to the linker (`link_arg_offences`), and the libraries the linker
+/// would find in the directories it adds with `cargo::rustc-link-search`
+/// (`KIND=PATH` or `PATH`, as rustc's `-L` takes them) where sandboxed
+/// scripts write, or that `cargo::rustc-link-arg` names there: each must be
+/// an archive or a shared object, not a linker script (`library_offence`). A
+/// granted `linker-plugins` allows the arguments that load code and linker
+/// scripts, but never what makes the linker write a file where the script
+/// chooses. Returns the first offence.
 pub fn police_directives<'a>(
     policy: &EffectivePolicy,
     rustc_env: impl IntoIterator<Item = &'a str>,
     link_args: &[String],
+    link_search: impl IntoIterator<Item = &'a Path>,
 ) -> Result<(), ForbiddenDirective> {
     for name in rustc_env {
         if let Some(reason) = forbidden_rustc_env(name) {
@@ -157,21 +165,90 @@ pub fn police_directives<'a>(
         }
     }
     let exempt = |reason: &str| policy.granted.linker_plugins && reason != OUTPUT;
-    match link_arg_offences(link_args).find(|(_, reason)| !exempt(reason)) {
-        None => Ok(()),
-        Some((arg, reason)) => Err(ForbiddenDirective {
+    if let Some((arg, reason)) = link_arg_offences(link_args).find(|(_, reason)| !exempt(reason)) {
+        return Err(ForbiddenDirective {
             message: format!(
                 "may not pass `{}` to the linker\nnote: it {reason}",
                 neutralize_control(&arg)
             ),
             grant: (reason != OUTPUT).then_some("linker-plugins = true"),
+        });
+    }
+    if policy.granted.linker_plugins {
+        return Ok(());
+    }
+    let written = |path: &Path| {
+        (policy.writable())
+            .chain(
+                policy
+                    .baseline
+                    .dependency_out_dirs
+                    .iter()
+                    .map(PathBuf::as_path),
+            )
+            .any(|dir| path.starts_with(dir))
+    };
+    let searched = link_search.into_iter().map(|path| {
+        let text = path.to_str().and_then(|text| text.split_once('='));
+        match text {
+            Some(("native" | "crate" | "dependency" | "framework" | "all", dir)) => Path::new(dir),
+            _ => path,
+        }
+    });
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    for dir in searched.filter(|dir| written(dir)) {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("lib") && (name.ends_with(".a") || name.contains(".so")) {
+                candidates.push(entry.path());
+            }
+        }
+    }
+    // Files a link argument names by path, which the linker reads as input.
+    for arg in link_args {
+        let pieces: Vec<&str> = match arg.strip_prefix("-Wl,") {
+            Some(list) => list.split(',').collect(),
+            None => vec![arg],
+        };
+        let named = pieces.into_iter().map(Path::new);
+        candidates.extend(
+            named
+                .filter(|path| path.is_absolute() && written(path))
+                .map(Path::to_owned),
+        );
+    }
+    match candidates
+        .iter()
+        .find(|path| path.is_file() && !is_library(path))
+    {
+        None => Ok(()),
+        Some(path) => Err(ForbiddenDirective {
+            message: format!(
+                "may not hand `{}` to the linker\nnote: it is not an archive or a shared object; \
+                 the linker would read it as a linker script, which can make it read any file \
+                 into the output",
+                neutralize_control(&path.to_string_lossy())
+            ),
+            grant: Some("linker-plugins = true"),
         }),
     }
+}
+
+/// Whether `path` starts as an ELF file or an `ar` archive (thin or not) does.
+fn is_library(path: &Path) -> bool {
+    let mut magic = [0; 8];
+    let read = fs::File::open(path).and_then(|mut file| file.read_exact(&mut magic));
+    read.is_ok()
+        && (magic.starts_with(b"\x7fELF") || magic == *b"!<arch>\n" || magic == *b"!<thin>\n")
 }
 
 const RESPONSE_FILE: &str =
     "reads more arguments from a file, which can hold any option, including ones that load code";
 const PLUGIN: &str = "makes the linker load a plugin, which runs its code outside the sandbox";
+
+const LINKER_SCRIPT: &str = "gives the linker a linker script, which can make it read any file \
+     into the output";
 
 /// Why an option given to the linker itself is forbidden.
 fn linker_option(option: &str) -> Option<&'static str> {
@@ -182,6 +259,20 @@ fn linker_option(option: &str) -> Option<&'static str> {
     if option.starts_with("-o") && !option.starts_with("--") {
         return Some(OUTPUT);
     }
+    // `-T <script>` and `-T<script>`, but not the section addresses `-Ttext=...`.
+    if let Some(rest) = option.strip_prefix("-T") {
+        let sections = [
+            "text",
+            "data",
+            "bss",
+            "ldata",
+            "rodata-segment",
+            "text-segment",
+        ];
+        if !sections.iter().any(|section| rest.starts_with(section)) {
+            return Some(LINKER_SCRIPT);
+        }
+    }
     // GNU ld and lld accept long options with one dash or two.
     let name = option
         .strip_prefix("--")
@@ -189,6 +280,7 @@ fn linker_option(option: &str) -> Option<&'static str> {
     let name = name.split_once('=').map_or(name, |(name, _)| name);
     match name {
         "plugin" | "load-pass-plugin" => Some(PLUGIN),
+        "script" | "dT" | "default-script" => Some(LINKER_SCRIPT),
         "output" | "Map" | "dependency-file" | "out-implib" => Some(OUTPUT),
         _ => None,
     }
@@ -526,8 +618,6 @@ mod tests {
                 "-static",
                 "-lfoo",
                 "-L/usr/lib",
-                "-T",
-                "link.x",
                 "-fuse-ld=lld",
                 "/ws/target/out/lib.a",
             ]),
@@ -594,7 +684,7 @@ mod tests {
         };
         let policy = EffectivePolicy::granting(baseline, granted);
         let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-        police_directives(&policy, env.iter().copied(), &args)
+        police_directives(&policy, env.iter().copied(), &args, [])
     }
 
     #[test]
@@ -657,5 +747,70 @@ mod tests {
             );
         }
         assert_eq!(neutralize_control("é\x1bé"), "é\\u{1b}é");
+    }
+
+    #[test]
+    fn linker_scripts_are_refused_as_options() {
+        let err = policing(false, &[], &["-Wl,-T,/tmp/x.ld"]).unwrap_err();
+        assert!(err.message.contains("linker script"), "{}", err.message);
+        assert!(policing(false, &[], &["-Wl,--script=/tmp/x.ld"]).is_err());
+        assert!(policing(false, &[], &["-T/tmp/x.ld"]).is_err());
+        assert_eq!(policing(false, &[], &["-Wl,-Ttext=0x1000"]), Ok(()));
+        // `cortex-m-rt` and other embedded crates: a grant away.
+        assert!(policing(false, &[], &["-T", "link.x"]).is_err());
+        assert_eq!(
+            policing(true, &[], &["-Wl,-T,/tmp/x.ld", "-Tlink.x"]),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn libraries_where_scripts_write_must_be_archives_or_shared_objects() {
+        let root = std::env::temp_dir().join(format!("build-sandbox-libs-{}", std::process::id()));
+        let (out_dir, system) = (root.join("out"), root.join("system"));
+        fs::create_dir_all(&out_dir).unwrap();
+        fs::create_dir_all(&system).unwrap();
+        fs::write(out_dir.join("libgood.a"), b"!<arch>\n").unwrap();
+        fs::write(out_dir.join("generated.rs"), "pub fn f() {}").unwrap();
+        // A system `libc.so` is a linker script, and no script wrote it.
+        fs::write(system.join("libc.so"), "GROUP ( /lib/libc.so.6 )").unwrap();
+        let baseline = crate::Baseline {
+            package_root: root.join("pkg"),
+            out_dir: out_dir.clone(),
+            temp_dir: root.join("tmp"),
+            dependency_out_dirs: Default::default(),
+        };
+        let police = |linker_plugins: bool, args: &[String], search: &[PathBuf]| {
+            let granted = crate::Request {
+                linker_plugins,
+                ..Default::default()
+            };
+            let policy = EffectivePolicy::granting(baseline.clone(), granted);
+            police_directives(&policy, [], args, search.iter().map(PathBuf::as_path))
+        };
+        let native_out = PathBuf::from(format!("native={}", out_dir.display()));
+        assert_eq!(
+            police(false, &[], &[native_out.clone(), system.clone()]),
+            Ok(())
+        );
+
+        fs::write(
+            out_dir.join("libsneak.so"),
+            "INPUT(/home/user/.ssh/id_ed25519)",
+        )
+        .unwrap();
+        let err = police(false, &[], &[native_out.clone()]).unwrap_err();
+        assert!(err.message.starts_with("may not hand `"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("libsneak.so` to the linker\nnote: it is not an archive")
+        );
+        assert_eq!(err.grant, Some("linker-plugins = true"));
+        assert_eq!(police(true, &[], &[native_out]), Ok(()));
+        // Named as an input file.
+        let script = out_dir.join("libsneak.so").display().to_string();
+        assert!(police(false, &[format!("-Wl,{script}")], &[]).is_err());
+        assert!(police(false, &[script], &[]).is_err());
+        fs::remove_dir_all(&root).unwrap();
     }
 }

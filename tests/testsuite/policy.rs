@@ -10,7 +10,7 @@ use cargo_test_support::prelude::*;
 use cargo_test_support::registry::Package;
 use cargo_test_support::{Project, paths, project, str};
 
-use crate::utils::{ProjectExt, codegen_project};
+use crate::utils::{ProjectExt, codegen_project, per_runner};
 
 /// A registry package `name` whose build script needs nothing, with
 /// `table` as its `[package.build-sandbox]`.
@@ -556,4 +556,91 @@ Caused by:
         &format!("[build-sandbox.allow.foo]\nread = [{data:?}]\n"),
     );
     p.cargo_sandboxed(Some("native"), "build").run();
+}
+
+/// A library in `OUT_DIR` that is a GNU linker script: the unconfined linker
+/// follows its `INPUT(...)` and links a file the script could not read into
+/// the program.
+fn linker_scripts_posing_as_libraries_are_refused(runner: &str) {
+    let secret = paths::root().join("secret.o");
+    let source = paths::root().join("secret.c");
+    fs::write(
+        &source,
+        "__asm__(\".section .comment\\n.string \\\"CANARY-linker-script\\\"\\n\");\n",
+    )
+    .unwrap();
+    let status = Command::new("cc")
+        .args(["-c", "-o"])
+        .arg(&secret)
+        .arg(&source)
+        .status();
+    assert!(status.expect("failed to run `cc`").success());
+    let script = |library: &str, kind: &str| {
+        format!(
+            r#"fn main() {{
+                let out = std::env::var("OUT_DIR").unwrap();
+                std::fs::write(format!("{{out}}/{library}"), {contents:?}).unwrap();
+                println!("cargo::rustc-link-search=native={{out}}");
+                println!("cargo::rustc-link-lib={kind}=sneak");
+            }}"#,
+            contents = match library {
+                "libsneak.so" => format!("INPUT({})", secret.display()),
+                _ => "!<arch>\n".to_owned(),
+            },
+        )
+    };
+    let p = project()
+        .file("src/main.rs", "fn main() {}")
+        .file("build.rs", &script("libsneak.so", "dylib"))
+        .build();
+    let program = p.root().join("target/debug/foo");
+    let linked_canary = || {
+        fs::read(&program)
+            .unwrap()
+            .windows(20)
+            .any(|w| w == b"CANARY-linker-script")
+    };
+
+    // Without the fork's check, the secret object is in the program.
+    p.cargo("build").run();
+    assert!(linked_canary());
+    p.cargo("clean").run();
+
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.0.1 ([ROOT]/foo)
+[ERROR] the build script of `foo` may not hand `[ROOT]/foo/target/debug/build/foo-[HASH]/out/libsneak.so` to the linker
+[NOTE] it is not an archive or a shared object; the linker would read it as a linker script, which can make it read any file into the output
+[NOTE] the build script ran in the `[..]` sandbox
+[HELP] if `foo` needs it, grant `linker-plugins = true` in `[build-sandbox.allow.foo]` of `.cargo/config.toml`
+
+"#]])
+        .run();
+    assert!(!program.exists());
+
+    // Control: a real (empty) archive links. (`OUT_DIR` keeps its files
+    // between runs: the linker script would still be found there.)
+    p.cargo("clean").run();
+    p.change_file("build.rs", &script("libsneak.a", "static"));
+    p.cargo_sandboxed(Some(runner), "build").run();
+    assert!(!linked_canary());
+}
+
+mod noop {
+    use super::*;
+
+    per_runner!("noop" => linker_scripts_posing_as_libraries_are_refused);
+}
+
+mod native {
+    use super::*;
+
+    per_runner!("native" => linker_scripts_posing_as_libraries_are_refused);
+}
+
+mod wasmtime {
+    use super::*;
+
+    per_runner!("wasmtime" => linker_scripts_posing_as_libraries_are_refused);
 }

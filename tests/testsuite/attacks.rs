@@ -583,6 +583,92 @@ fn signals_cargo(runner: &str) {
         .run();
 }
 
+/// Two packages' scripts running at once (`-j2`) pass bytes to each other
+/// through the jobserver pipe Cargo shares with them: `sender` writes `%`
+/// bytes into it, `receiver` reads what comes out for a while. Two packages
+/// could pool what each was granted.
+fn passes_bytes_through_the_jobserver(runner: &str) {
+    const JOBSERVER: &str = r#"
+        fn jobserver() -> (std::fs::File, std::fs::File) {
+            use std::os::fd::FromRawFd;
+            let flags = std::env::var("CARGO_MAKEFLAGS").unwrap();
+            let auth = flags.split(' ').find_map(|a| a.strip_prefix("--jobserver-auth=")).unwrap();
+            let (read, write) = auth.split_once(',').unwrap();
+            unsafe { (std::fs::File::from_raw_fd(read.parse().unwrap()), std::fs::File::from_raw_fd(write.parse().unwrap())) }
+        }
+    "#;
+    let package = |name: &str, body: &str| {
+        (
+            format!("{name}/Cargo.toml"),
+            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
+            format!("{name}/build.rs"),
+            format!("{JOBSERVER}\nfn main() {{\n{body}\n}}"),
+        )
+    };
+    let sender = package(
+        "sender",
+        r#"
+        use std::io::Write;
+        let (_, mut write) = jobserver();
+        write.write_all(b"%%%%%%%%%%%%%%%%").unwrap();
+        // Stay alive while the receiver runs.
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        "#,
+    );
+    let receiver = package(
+        "receiver",
+        r#"
+        use std::io::{Read, Write};
+        let (mut read, mut write) = jobserver();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut byte = [0];
+            while read.read_exact(&mut byte).is_ok() {
+                if tx.send(byte[0]).is_err() { break; }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+        let mut received = false;
+        while let Ok(byte) = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            if byte == b'%' { received = true; break; }
+            // A token: give it back.
+            write.write_all(&[byte]).unwrap();
+        }
+        println!("cargo::warning=received from the other script: {received}");
+        "#,
+    );
+    let mut p = cargo_test_support::project()
+        .file(
+            "Cargo.toml",
+            r#"
+            [package]
+            name = "foo"
+            version = "0.1.0"
+            edition = "2021"
+            [dependencies]
+            sender = { path = "sender" }
+            receiver = { path = "receiver" }
+            "#,
+        )
+        .file("src/lib.rs", "");
+    for (manifest, manifest_text, script, script_text) in [sender, receiver] {
+        let lib = manifest.replace("Cargo.toml", "src/lib.rs");
+        p = p
+            .file(&manifest, &manifest_text)
+            .file(&script, &script_text)
+            .file(&lib, "");
+    }
+    let p = p.build();
+
+    p.cargo_sandboxed(Some("noop"), "build -j2")
+        .with_stderr_contains("[WARNING] receiver@0.1.0: received from the other script: true")
+        .run();
+    p.cargo("clean").run();
+    p.cargo_sandboxed(Some(runner), "build -j2")
+        .with_stderr_contains("[WARNING] receiver@0.1.0: received from the other script: false")
+        .run();
+}
+
 /// A script that leaves a daemon behind: it must not outlive the build.
 fn leaves_a_daemon(runner: &str) {
     let p = attack_project(
@@ -1054,6 +1140,7 @@ mod native {
 
     per_runner!("native" =>
         reads_secrets_in_home,
+        passes_bytes_through_the_jobserver,
         changes_metadata_outside_the_policy,
         sees_outside_the_policy,
         reads_secret_env,

@@ -49,6 +49,8 @@ mod spec;
 #[cfg(target_os = "linux")]
 mod sys;
 #[cfg(target_os = "linux")]
+mod tokens;
+#[cfg(target_os = "linux")]
 mod view;
 
 #[cfg(target_os = "linux")]

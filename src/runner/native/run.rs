@@ -23,6 +23,7 @@ use super::cgroup::{Plan, RunCgroups};
 use super::kernel;
 use super::spec::{ConfinementSpec, DEFAULT_PROCESSES, PathAccess};
 use super::sys::{check, pipe};
+use super::tokens::TokenRelay;
 use crate::runner::stream::{Watchdog, stream_output};
 use crate::runner::{Invocation, LineCallback, RunError, SandboxRunner, reset_temp_dir};
 use crate::{EffectivePolicy, RunnerKind, Weakening};
@@ -91,10 +92,16 @@ impl SandboxRunner for NativeRunner {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(jobserver) = invocation.jobserver {
-            jobserver.configure(&mut command);
-            share_jobserver(&command, &mut spec);
-        }
+        // Held until the script is gone, then every token it had is returned.
+        let _relay = match invocation.jobserver {
+            Some(jobserver) => {
+                let relay =
+                    TokenRelay::start(jobserver, &mut command).map_err(RunError::Sandbox)?;
+                share_jobserver(&command, &mut spec);
+                Some(relay)
+            }
+            None => None,
+        };
         let status_fd = status_write.as_raw_fd();
         spec.status_fd = status_fd;
         spec.cgroups = cgroups.join_files();

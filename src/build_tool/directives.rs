@@ -799,7 +799,7 @@ mod tests {
             "INPUT(/home/user/.ssh/id_ed25519)",
         )
         .unwrap();
-        let err = police(false, &[], &[native_out.clone()]).unwrap_err();
+        let err = police(false, &[], std::slice::from_ref(&native_out)).unwrap_err();
         assert!(err.message.starts_with("may not hand `"), "{}", err.message);
         assert!(
             err.message

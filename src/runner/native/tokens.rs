@@ -109,7 +109,7 @@ impl Relay {
             thread::sleep(TICK);
         }
         // Whatever is left in the pipe, and whatever the script kept.
-        while take(&mut self.private_read).unwrap_or(false) {}
+        while read_some(&mut self.private_read, &mut [0; 4096]).unwrap_or(0) > 0 {}
         for _ in 0..self.given {
             let _ = self.shared.release_raw();
         }
@@ -117,9 +117,12 @@ impl Relay {
 
     fn step(&mut self) -> io::Result<()> {
         let waiting = self.private.available()?;
-        // Bytes written back by the script (or more than one of ours).
-        for _ in 1..waiting {
-            if take(&mut self.private_read)? {
+        // Bytes written back by the script (or more than one of ours), read
+        // at most a buffer at a time, however fast the script writes.
+        if waiting > 1 {
+            let mut returned = [0; 4096];
+            let wanted = (waiting - 1).min(returned.len());
+            for _ in 0..read_some(&mut self.private_read, &mut returned[..wanted])? {
                 self.give_back()?;
             }
         }
@@ -155,11 +158,15 @@ impl Relay {
 
 /// Reads one byte without blocking: whether there was one.
 fn take(read: &mut File) -> io::Result<bool> {
-    let mut byte = [0];
+    Ok(read_some(read, &mut [0])? == 1)
+}
+
+/// Reads what is there, up to `buffer`'s length, without blocking.
+fn read_some(read: &mut File, buffer: &mut [u8]) -> io::Result<usize> {
     loop {
-        return match read.read(&mut byte) {
-            Ok(n) => Ok(n == 1),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        return match read.read(buffer) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => Err(e),
         };

@@ -58,8 +58,9 @@ impl ReportEntry {
 }
 
 /// A line on the trust mode, then one block per package, a line for each
-/// part, `-` for an empty part; `table` is the path of keys of the table that
-/// holds the consumer's grants, as for [`add_grant`](crate::add_grant):
+/// part, `-` for an empty part, then the [`Summary`]; `table` is the path of
+/// keys of the table that holds the consumer's grants, as for
+/// [`add_grant`](crate::add_grant):
 ///
 /// ```text
 /// trust: approved (build scripts get what `[<table>]` grants)
@@ -67,6 +68,7 @@ impl ReportEntry {
 ///   declared   run [cc, pkg-config]; clock
 ///   approved   run [cc]
 ///   missing    run [pkg-config]; clock
+/// 1 package with a build script: 0 need no grant, 0 presets only, 1 other grants
 /// ```
 pub fn render_report_human(trust: Trust, table: &[&str], entries: &[ReportEntry]) -> String {
     let mut out = match trust {
@@ -93,21 +95,77 @@ pub fn render_report_human(trust: Trust, table: &[&str], entries: &[ReportEntry]
             let _ = writeln!(out, "  {label:<9}  {}", summary(request));
         }
     }
+    let Summary {
+        packages,
+        no_grant,
+        presets_only,
+        other_grants,
+    } = Summary::of(entries);
+    let with = if packages == 1 {
+        "package with a build script"
+    } else {
+        "packages with build scripts"
+    };
+    let _ = writeln!(
+        out,
+        "{packages} {with}: {no_grant} need no grant, {presets_only} presets only, \
+         {other_grants} other grants"
+    );
     out
 }
 
-/// `{"trust": "approved", "packages": [...]}`, each package an object with the
-/// fields of [`ReportEntry`]; requests as in their `Serialize` implementation.
-/// The format is documented in `design/unstable.md`.
+/// How many packages declare nothing, presets only, or other capabilities
+/// (runners and limits aside): what adopting the sandbox asks of a consumer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub packages: usize,
+    pub no_grant: usize,
+    pub presets_only: usize,
+    pub other_grants: usize,
+}
+
+impl Summary {
+    pub fn of(entries: &[ReportEntry]) -> Summary {
+        let mut summary = Summary::default();
+        for entry in entries {
+            let capabilities = Request {
+                runner: None,
+                limits: Default::default(),
+                ..entry.declared.clone()
+            };
+            summary.packages += 1;
+            if capabilities.is_empty() {
+                summary.no_grant += 1;
+            } else if (Request {
+                presets: Default::default(),
+                ..capabilities
+            })
+            .is_empty()
+            {
+                summary.presets_only += 1;
+            } else {
+                summary.other_grants += 1;
+            }
+        }
+        summary
+    }
+}
+
+/// `{"trust": "approved", "packages": [...], "summary": {...}}`, each package
+/// an object with the fields of [`ReportEntry`], requests as in their
+/// `Serialize` implementation, and the [`Summary`]. The format is documented
+/// in `design/unstable.md`.
 pub fn render_report_json(trust: Trust, entries: &[ReportEntry]) -> String {
     #[derive(serde::Serialize)]
     struct Report<'a> {
         trust: String,
         packages: &'a [ReportEntry],
+        summary: Summary,
     }
     let report = Report {
         trust: trust.to_string(),
         packages: entries,
+        summary: Summary::of(entries),
     };
     // Strings, booleans and sequences of them always serialize.
     serde_json::to_string(&report).expect("a report serializes to JSON")
@@ -215,8 +273,37 @@ mod tests {
              ring v0.17.14 (runner `noop`)\n\
              \x20 declared   -\n\
              \x20 approved   -\n\
-             \x20 missing    -\n"
+             \x20 missing    -\n\
+             2 packages with build scripts: 1 need no grant, 0 presets only, 1 other grants\n"
         );
+    }
+
+    #[test]
+    fn the_summary_counts_what_packages_declare_beyond_runner_and_limits() {
+        let entry = |declared: &str| {
+            let request =
+                Request::from_toml(&toml::Value::Table(declared.parse().unwrap())).unwrap();
+            ReportEntry::new(
+                "p",
+                "1.0.0",
+                RunnerKind::Native,
+                &request,
+                &Approval::default(),
+                Path::new("/p"),
+            )
+        };
+        let entries = [
+            entry("runner = \"wasmtime\"\nlimits = { time = \"9s\" }"),
+            entry("presets = [\"cc\"]"),
+            entry("presets = [\"cc\"]\nenv = [\"CC\"]"),
+        ];
+        let summary = Summary {
+            packages: 3,
+            no_grant: 1,
+            presets_only: 1,
+            other_grants: 1,
+        };
+        assert_eq!(Summary::of(&entries), summary);
     }
 
     #[test]
@@ -229,7 +316,8 @@ mod tests {
         assert_eq!(summary(&entries[0].missing), "run [pkg-config]; clock");
         assert_eq!(
             render_report_human(Trust::Declared, &["build-sandbox", "allow"], &[]),
-            "trust: declared (build scripts also get what their packages declare)\n"
+            "trust: declared (build scripts also get what their packages declare)\n\
+             0 packages with build scripts: 0 need no grant, 0 presets only, 0 other grants\n"
         );
     }
 
@@ -258,7 +346,8 @@ mod tests {
         assert_eq!(packages[1]["runner"], "noop");
         assert_eq!(
             render_report_json(Trust::Declared, &[]),
-            "{\"trust\":\"declared\",\"packages\":[]}"
+            "{\"trust\":\"declared\",\"packages\":[],\"summary\":{\"packages\":0,\
+             \"no_grant\":0,\"presets_only\":0,\"other_grants\":0}}"
         );
     }
 }

@@ -309,6 +309,7 @@ foo v0.0.1 (runner `[..]`)
   declared   -
   approved   read [[ROOT]/other, [ROOT]/shared]
   missing    -
+1 package with a build script: 1 need no grant, 0 presets only, 0 other grants
 
 "#]])
         .run();

@@ -163,6 +163,7 @@ sys-a v1.0.0 (runner `native`)
   declared   env [CC]; presets [cc]
   approved   presets [cc]
   missing    env [CC]
+2 packages with build scripts: 1 need no grant, 0 presets only, 1 other grants
 
 "#]])
         .run();
@@ -183,6 +184,9 @@ sys-a v1.0.0 (runner `native`)
     assert_eq!(sys_a["approved"]["presets"], serde_json::json!(["cc"]));
     assert_eq!(sys_a["missing"]["env"], serde_json::json!(["CC"]));
     assert_eq!(sys_a["missing"]["presets"], serde_json::json!([]));
+    let summary =
+        serde_json::json!({"packages": 2, "no_grant": 1, "presets_only": 0, "other_grants": 1});
+    assert_eq!(report["summary"], summary);
 }
 
 #[cargo_test]

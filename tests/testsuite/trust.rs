@@ -307,6 +307,7 @@ evil v1.1.0 (runner `[..]`)
   declared   env [EVIL_A]; clock
   approved   env [EVIL_A]; clock
   missing    -
+1 package with a build script: 0 need no grant, 0 presets only, 1 other grants
 
 "#]])
         .run();

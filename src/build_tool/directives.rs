@@ -119,6 +119,223 @@ fn link_arg_offences(args: &[String]) -> impl Iterator<Item = (String, &'static 
     })
 }
 
+/// The first argument in `args` that is not on the list of link arguments
+/// known to be safe for a sandboxed script, or a value such an option reads
+/// from a file the script may not read: anything else needs `linker-plugins`.
+///
+/// The list: libraries and search paths (`-l`, `-L`); the driver's linking
+/// modes (`-static`, `-shared`, `-pie`, `-nostartfiles`, `-pthread`, ...,
+/// `-fuse-ld=` with a linker's name); objects and archives by absolute path
+/// where the script may read; and the linker options, in `-Wl,` lists or
+/// after `-Xlinker`, that only choose how to link ([`SAFE_LINKER_FLAGS`],
+/// [`SAFE_LINKER_OPTIONS`] with their value, section addresses `-Ttext=`).
+fn unknown_link_arg<'a>(args: &'a [String], readable: &dyn Fn(&Path) -> bool) -> Option<&'a str> {
+    let mut index = 0;
+    while index < args.len() {
+        let arg = &args[index];
+        index += 1;
+        let known = if let Some(list) = arg.strip_prefix("-Wl,") {
+            safe_linker_options(&list.split(',').collect::<Vec<_>>(), readable)
+        } else if arg == "-Xlinker" || arg == "-l" || arg == "-L" {
+            let Some(next) = args.get(index) else {
+                return Some(arg);
+            };
+            index += 1;
+            arg != "-Xlinker" || safe_linker_options(&[next.as_str()], readable)
+        } else if let Some(path) = arg.strip_prefix('/').map(|_| Path::new(arg.as_str())) {
+            readable(path)
+        } else {
+            SAFE_DRIVER_FLAGS.contains(&arg.as_str())
+                || ["-l", "-L", "-Wl,"]
+                    .iter()
+                    .any(|prefix| arg.starts_with(prefix))
+                || arg
+                    .strip_prefix("-fuse-ld=")
+                    .is_some_and(|name| !name.contains(['/', '\\']))
+        };
+        if !known {
+            return Some(arg);
+        }
+    }
+    None
+}
+
+/// Driver options that only choose how to link.
+const SAFE_DRIVER_FLAGS: &[&str] = &[
+    "-static",
+    "-static-pie",
+    "-static-libgcc",
+    "-static-libstdc++",
+    "-shared",
+    "-pie",
+    "-no-pie",
+    "-rdynamic",
+    "-nostartfiles",
+    "-nodefaultlibs",
+    "-nostdlib",
+    "-pthread",
+    "-s",
+    "-g",
+    "-m32",
+    "-m64",
+    "-fPIC",
+    "-fpic",
+    "-fPIE",
+    "-fpie",
+    "-fno-pie",
+    "-fno-PIE",
+];
+
+/// Linker options without a value that only choose how to link.
+const SAFE_LINKER_FLAGS: &[&str] = &[
+    "as-needed",
+    "no-as-needed",
+    "Bstatic",
+    "Bdynamic",
+    "static",
+    "dy",
+    "dn",
+    "Bsymbolic",
+    "Bsymbolic-functions",
+    "whole-archive",
+    "no-whole-archive",
+    "start-group",
+    "end-group",
+    "(",
+    ")",
+    "export-dynamic",
+    "no-export-dynamic",
+    "E",
+    "gc-sections",
+    "no-gc-sections",
+    "O0",
+    "O1",
+    "O2",
+    "O3",
+    "s",
+    "S",
+    "strip-all",
+    "strip-debug",
+    "eh-frame-hdr",
+    "no-undefined",
+    "allow-shlib-undefined",
+    "no-allow-shlib-undefined",
+    "relax",
+    "no-relax",
+    "warn-common",
+    "fatal-warnings",
+    "no-fatal-warnings",
+    "enable-new-dtags",
+    "disable-new-dtags",
+    "pie",
+    "no-pie",
+    "shared",
+    "Bshareable",
+    "allow-multiple-definition",
+    "undefined-version",
+    "no-undefined-version",
+    "dynamic-list-data",
+    "emit-relocs",
+    "x",
+    "X",
+    "discard-all",
+    "discard-locals",
+    "demangle",
+    "no-demangle",
+    "fix-cortex-a53-843419",
+    "pic-veneer",
+    "no-dynamic-linker",
+    "nmagic",
+    "n",
+    "omagic",
+    "N",
+    "build-id",
+    "no-relax",
+];
+
+/// Linker options that take a value (`-opt=value`, or the next piece), and
+/// whether the value is a file the linker reads.
+const SAFE_LINKER_OPTIONS: &[(&str, bool)] = &[
+    ("z", false),
+    ("rpath", false),
+    ("rpath-link", false),
+    ("R", false),
+    ("soname", false),
+    ("h", false),
+    ("undefined", false),
+    ("u", false),
+    ("wrap", false),
+    ("defsym", false),
+    ("exclude-libs", false),
+    ("export-dynamic-symbol", false),
+    ("require-defined", false),
+    ("entry", false),
+    ("e", false),
+    ("dynamic-linker", false),
+    ("hash-style", false),
+    ("build-id", false),
+    ("icf", false),
+    ("threads", false),
+    ("compress-debug-sections", false),
+    ("color-diagnostics", false),
+    ("error-limit", false),
+    ("image-base", false),
+    ("sort-section", false),
+    ("version-script", true),
+    ("dynamic-list", true),
+];
+
+/// Whether every piece of a `-Wl,` list (or the value of `-Xlinker`) is a
+/// safe linker option, with a value it takes after it.
+fn safe_linker_options(pieces: &[&str], readable: &dyn Fn(&Path) -> bool) -> bool {
+    let mut pieces = pieces.iter();
+    while let Some(piece) = pieces.next() {
+        let Some(name) = piece.strip_prefix("--").or_else(|| piece.strip_prefix('-')) else {
+            // An input file given to the linker directly.
+            if !Path::new(piece).is_absolute() || !readable(Path::new(piece)) {
+                return false;
+            }
+            continue;
+        };
+        let (name, attached) = match name.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (name, None),
+        };
+        let sections = [
+            "Ttext",
+            "Tdata",
+            "Tbss",
+            "Tldata",
+            "Trodata-segment",
+            "Ttext-segment",
+        ];
+        if SAFE_LINKER_FLAGS.contains(&name) || sections.contains(&name) {
+            continue;
+        }
+        // `-zNAME` and `-hNAME`: short options with the value attached.
+        let short_attached = ["z", "h", "u", "e", "R"]
+            .into_iter()
+            .find(|short| name.len() > 1 && name.starts_with(short) && attached.is_none());
+        let (name, attached) = match short_attached {
+            Some(short) => (short, Some(&name[1..])),
+            None => (name, attached),
+        };
+        let Some(&(_, is_file)) = SAFE_LINKER_OPTIONS
+            .iter()
+            .find(|(option, _)| *option == name)
+        else {
+            return false;
+        };
+        let Some(value) = attached.or_else(|| pieces.next().copied()) else {
+            return false;
+        };
+        if is_file && !readable(Path::new(value)) {
+            return false;
+        }
+    }
+    true
+}
+
 /// A directive of a sandboxed build script that the build tool refuses to
 /// carry out, because it would run code or write files outside the sandbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,6 +394,17 @@ pub fn police_directives<'a>(
     if policy.granted.linker_plugins {
         return Ok(());
     }
+    let readable = |path: &Path| policy.readable().any(|dir| path.starts_with(dir));
+    if let Some(arg) = unknown_link_arg(link_args, &readable) {
+        return Err(ForbiddenDirective {
+            message: format!(
+                "may not pass `{}` to the linker\nnote: it is not among the link arguments known \
+                 to be safe for a sandboxed build script, or names a file the script may not read",
+                neutralize_control(arg)
+            ),
+            grant: Some("linker-plugins = true"),
+        });
+    }
     let written = |path: &Path| {
         (policy.writable())
             .chain(
@@ -195,8 +423,17 @@ pub fn police_directives<'a>(
             _ => path,
         }
     });
+    // `-L` in link arguments adds search paths too.
+    let mut from_args = Vec::new();
+    for (index, arg) in link_args.iter().enumerate() {
+        match arg.strip_prefix("-L") {
+            Some("") => from_args.extend(link_args.get(index + 1).map(Path::new)),
+            Some(dir) => from_args.push(Path::new(dir)),
+            None => {}
+        }
+    }
     let mut candidates: Vec<PathBuf> = Vec::new();
-    for dir in searched.filter(|dir| written(dir)) {
+    for dir in searched.chain(from_args).filter(|dir| written(dir)) {
         for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
@@ -812,5 +1049,46 @@ mod tests {
         assert!(police(false, &[format!("-Wl,{script}")], &[]).is_err());
         assert!(police(false, &[script], &[]).is_err());
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn only_link_arguments_known_to_be_safe_pass() {
+        let readable = |path: &Path| path.starts_with("/ws/pkg") || path.starts_with("/ws/out");
+        let unknown = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+            unknown_link_arg(&args, &readable).map(str::to_owned)
+        };
+        let safe = [
+            "-Wl,--as-needed",
+            "-Wl,-z,relro,-z,now",
+            "-Wl,-znoexecstack",
+            "-Wl,-rpath,$ORIGIN/../lib",
+            "-Wl,--version-script=/ws/pkg/exports.map",
+            "-Wl,--whole-archive",
+            "-Wl,-Ttext=0x1000",
+            "-Xlinker",
+            "--export-dynamic",
+            "-lfoo",
+            "-l",
+            "bar",
+            "-L/usr/lib/x86_64-linux-gnu",
+            "-static",
+            "-fuse-ld=lld",
+            "/ws/out/lib.a",
+        ];
+        assert_eq!(unknown(&safe), None);
+        assert_eq!(unknown(&["-flto"]).as_deref(), Some("-flto"));
+        assert_eq!(
+            unknown(&["-Wl,--no-such-option"]).as_deref(),
+            Some("-Wl,--no-such-option")
+        );
+        // A file the script may not read, as an input or as a version script.
+        assert_eq!(
+            unknown(&["/home/u/.ssh/key.o"]).as_deref(),
+            Some("/home/u/.ssh/key.o")
+        );
+        let script = "-Wl,--version-script,/home/u/secret";
+        assert_eq!(unknown(&[script]).as_deref(), Some(script));
+        assert_eq!(unknown(&["-Wl,-z"]).as_deref(), Some("-Wl,-z"));
     }
 }

@@ -562,10 +562,9 @@ Caused by:
     p.cargo_sandboxed(Some("native"), "build").run();
 }
 
-/// A library in `OUT_DIR` that is a GNU linker script: the unconfined linker
-/// follows its `INPUT(...)` and links a file the script could not read into
-/// the program.
-fn linker_scripts_posing_as_libraries_are_refused(runner: &str) {
+/// An object file with `CANARY-linker-script` in its `.comment` section, which
+/// the linker keeps, made by `cc` at `root/secret.o`.
+fn secret_object() -> std::path::PathBuf {
     let secret = paths::root().join("secret.o");
     let source = paths::root().join("secret.c");
     fs::write(
@@ -579,6 +578,63 @@ fn linker_scripts_posing_as_libraries_are_refused(runner: &str) {
         .arg(&source)
         .status();
     assert!(status.expect("failed to run `cc`").success());
+    secret
+}
+
+/// Whether the program `p` built has the canary of [`secret_object`] in it.
+fn has_linked_canary(p: &Project) -> bool {
+    let program = fs::read(p.root().join("target/debug/foo")).unwrap_or_default();
+    program.windows(20).any(|w| w == b"CANARY-linker-script")
+}
+
+/// A link argument naming a file the script may not read: the unconfined
+/// linker reads it into the program. Only link arguments known to be safe
+/// pass (an allow list), whatever the runner.
+#[cargo_test]
+fn link_args_outside_the_allow_list_are_refused() {
+    let secret = secret_object();
+    let p = project()
+        .file("src/main.rs", "fn main() {}")
+        .file(
+            "build.rs",
+            &format!(
+                r#"fn main() {{ println!("cargo::rustc-link-arg={}"); }}"#,
+                secret.display()
+            ),
+        )
+        .build();
+
+    // Without the fork's check, the secret object is in the program.
+    p.cargo("build").run();
+    assert!(has_linked_canary(&p));
+    p.cargo("clean").run();
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.0.1 ([ROOT]/foo)
+[ERROR] the build script of `foo` may not pass `[ROOT]/secret.o` to the linker
+[NOTE] it is not among the link arguments known to be safe for a sandboxed build script, or names a file the script may not read
+[NOTE] the build script ran in the `noop` sandbox
+[HELP] if `foo` needs it, grant `linker-plugins = true` in `[build-sandbox.allow.foo]` of `.cargo/config.toml`
+
+"#]])
+        .run();
+    assert!(!has_linked_canary(&p));
+
+    // Control: arguments on the list pass.
+    p.change_file(
+        "build.rs",
+        r#"fn main() { println!("cargo::rustc-link-arg=-Wl,--as-needed,-z,relro"); }"#,
+    );
+    p.cargo_sandboxed(Some("noop"), "build").run();
+}
+
+/// A library in `OUT_DIR` that is a GNU linker script: the unconfined linker
+/// follows its `INPUT(...)` and links a file the script could not read into
+/// the program.
+fn linker_scripts_posing_as_libraries_are_refused(runner: &str) {
+    let secret = secret_object();
     let script = |library: &str, kind: &str| {
         format!(
             r#"fn main() {{
@@ -597,17 +653,9 @@ fn linker_scripts_posing_as_libraries_are_refused(runner: &str) {
         .file("src/main.rs", "fn main() {}")
         .file("build.rs", &script("libsneak.so", "dylib"))
         .build();
-    let program = p.root().join("target/debug/foo");
-    let linked_canary = || {
-        fs::read(&program)
-            .unwrap()
-            .windows(20)
-            .any(|w| w == b"CANARY-linker-script")
-    };
-
     // Without the fork's check, the secret object is in the program.
     p.cargo("build").run();
-    assert!(linked_canary());
+    assert!(has_linked_canary(&p));
     p.cargo("clean").run();
 
     p.cargo_sandboxed(Some(runner), "build")
@@ -621,14 +669,14 @@ fn linker_scripts_posing_as_libraries_are_refused(runner: &str) {
 
 "#]])
         .run();
-    assert!(!program.exists());
+    assert!(!p.root().join("target/debug/foo").exists());
 
     // Control: a real (empty) archive links. (`OUT_DIR` keeps its files
     // between runs: the linker script would still be found there.)
     p.cargo("clean").run();
     p.change_file("build.rs", &script("libsneak.a", "static"));
     p.cargo_sandboxed(Some(runner), "build").run();
-    assert!(!linked_canary());
+    assert!(!has_linked_canary(&p));
 }
 
 mod noop {

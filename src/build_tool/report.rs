@@ -212,6 +212,9 @@ fn summary(request: &Request) -> String {
     if let Some(output) = limits.output {
         parts.push(format!("output limit {}", display_size(output)));
     }
+    if let Some(disk) = limits.disk {
+        parts.push(format!("disk limit {}", display_size(disk)));
+    }
     if parts.is_empty() {
         "-".to_owned()
     } else {

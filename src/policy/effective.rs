@@ -179,6 +179,7 @@ impl fmt::Display for EffectivePolicy {
             time,
             memory,
             output,
+            disk,
         } = self.granted.limits;
         if let Some(time) = time {
             write!(f, "; time limit {}", display_duration(time))?;
@@ -188,6 +189,9 @@ impl fmt::Display for EffectivePolicy {
         }
         if let Some(output) = output {
             write!(f, "; output limit {}", display_size(output))?;
+        }
+        if let Some(disk) = disk {
+            write!(f, "; disk limit {}", display_size(disk))?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::PolicyError;
 
 /// The keys of the nested `limits` table.
-const LIMIT_KEYS: &[&str] = &["time", "memory", "output"];
+const LIMIT_KEYS: &[&str] = &["time", "memory", "output", "disk"];
 
 /// Resource limits for one build-script run; `None` means the runner's default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -17,6 +17,8 @@ pub struct Limits {
     pub memory: Option<u64>,
     /// Combined size of stdout and stderr, in bytes.
     pub output: Option<u64>,
+    /// What the script keeps in `OUT_DIR` and its temporary directory, in bytes.
+    pub disk: Option<u64>,
 }
 
 impl Limits {
@@ -28,6 +30,7 @@ impl Limits {
                 "time" => limits.time = Some(parse_duration(super::expect_str(value, &at)?, &at)?),
                 "memory" => limits.memory = Some(parse_size(super::expect_str(value, &at)?, &at)?),
                 "output" => limits.output = Some(parse_size(super::expect_str(value, &at)?, &at)?),
+                "disk" => limits.disk = Some(parse_size(super::expect_str(value, &at)?, &at)?),
                 _ => return Err(PolicyError::unknown_key(&at, LIMIT_KEYS)),
             }
         }
@@ -39,12 +42,13 @@ impl Limits {
     }
 
     /// The limits a build script has when nobody sets one: its output is
-    /// limited to [`DEFAULT_OUTPUT_LIMIT`] (Cargo keeps it in memory); time
-    /// and memory are not limited.
+    /// limited to [`DEFAULT_OUTPUT_LIMIT`] (Cargo keeps it in memory), its
+    /// files to [`DEFAULT_DISK_LIMIT`]; time and memory are not limited.
     pub const BUILT_IN: Limits = Limits {
         time: None,
         memory: None,
         output: Some(DEFAULT_OUTPUT_LIMIT),
+        disk: Some(DEFAULT_DISK_LIMIT),
     };
 
     /// Each limit of `self`, or of `fallback` where `self` has none.
@@ -53,6 +57,7 @@ impl Limits {
             time: self.time.or(fallback.time),
             memory: self.memory.or(fallback.memory),
             output: self.output.or(fallback.output),
+            disk: self.disk.or(fallback.disk),
         }
     }
 
@@ -77,6 +82,7 @@ impl Limits {
             time: lower(self.time, built_in.time, declared.time),
             memory: lower(self.memory, built_in.memory, declared.memory),
             output: lower(self.output, built_in.output, declared.output),
+            disk: lower(self.disk, built_in.disk, declared.disk),
         }
     }
 
@@ -92,6 +98,7 @@ impl Limits {
             time: above(self.time, ceiling.time),
             memory: above(self.memory, ceiling.memory),
             output: above(self.output, ceiling.output),
+            disk: above(self.disk, ceiling.disk),
         }
     }
 }
@@ -106,6 +113,15 @@ impl Limits {
 /// limit is far above that, and `-j` scripts at a time stay within a few
 /// hundred megabytes at worst.
 pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 << 20;
+
+/// The disk limit of a build script whose policy sets none: 1 GiB in
+/// `OUT_DIR` and its temporary directory together.
+///
+/// The largest `OUT_DIR`s of real build scripts hold the objects of a C
+/// library they compile: tens of megabytes (44 MiB for `libgit2-sys`, the
+/// largest in the self-hosted build). The limit leaves room for twenty times
+/// that, and stops a script that fills the disk.
+pub const DEFAULT_DISK_LIMIT: u64 = 1 << 30;
 
 /// Writes a duration in seconds, or milliseconds if it has a fraction, e.g. `60s`.
 pub(crate) fn display_duration(duration: Duration) -> String {

@@ -17,7 +17,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
-pub use self::limits::{DEFAULT_OUTPUT_LIMIT, Limits};
+pub use self::limits::{DEFAULT_DISK_LIMIT, DEFAULT_OUTPUT_LIMIT, Limits};
 pub(crate) use self::limits::{display_duration, display_size};
 
 mod limits;

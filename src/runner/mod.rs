@@ -130,6 +130,8 @@ pub enum LimitKind {
     Memory,
     /// Combined stdout and stderr (`limits.output`).
     Output,
+    /// Files in `OUT_DIR` and the temporary directory (`limits.disk`).
+    Disk,
     /// Number of processes and threads (a runner default, not configurable yet).
     Processes,
 }
@@ -141,6 +143,7 @@ impl LimitKind {
             LimitKind::Time => "time",
             LimitKind::Memory => "memory",
             LimitKind::Output => "output",
+            LimitKind::Disk => "disk",
             LimitKind::Processes => "processes",
         }
     }

@@ -960,6 +960,118 @@ Caused by:
     );
 }
 
+/// Filling the disk: 64 MiB into `OUT_DIR` and 20,000 files in the temporary
+/// directory, against a disk limit of 8 MiB. A script that copes with the
+/// full disk succeeds, one that does not fails at the limit; a modest script
+/// is not stopped, and what it writes is in `OUT_DIR` after the run.
+fn fills_the_disk(runner: &str) {
+    let p = canary_project(
+        "",
+        r#"
+        if std::env::var_os("CARGO_FEATURE_FILL").is_some() {
+            // The legitimate work first: a full disk is reported, not fatal.
+            control();
+            let chunk = vec![7u8; 1 << 20];
+            let written = (|| {
+                let mut file = std::fs::File::create(out_dir().join("fill"))?;
+                for _ in 0..64 {
+                    file.write_all(&chunk)?;
+                }
+                Ok("64 MiB".to_owned())
+            })();
+            std::fs::remove_file(out_dir().join("fill")).unwrap();
+            report("fill OUT_DIR", written);
+            // `noop` sets no `TMPDIR`: a directory in `OUT_DIR` stands in.
+            let temp = std::env::var_os("TMPDIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(out_dir)
+                .join("fill-files");
+            let created = (|| {
+                std::fs::create_dir(&temp)?;
+                for i in 0..20_000 {
+                    std::fs::File::create(temp.join(format!("f{i}")))?;
+                }
+                Ok("20000 files".to_owned())
+            })();
+            let _ = std::fs::remove_dir_all(&temp);
+            report("fill TMPDIR", created);
+            return;
+        }
+        if std::env::var_os("CARGO_FEATURE_UNWRAP").is_some() {
+            std::fs::write(out_dir().join("fill"), vec![7u8; 64 << 20]).unwrap();
+        }
+        std::fs::write(out_dir().join("kept"), vec![1u8; 1 << 20]).unwrap();
+        "#,
+        r#"
+        [features]
+        fill = []
+        unwrap = []
+        [package.build-sandbox.limits]
+        disk = "8MiB"
+        "#,
+    );
+
+    // Baseline: nothing limits the disk without a sandbox.
+    p.cargo_sandboxed(Some("noop"), "build").run();
+    p.cargo_sandboxed(Some("noop"), "build --features fill")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: fill OUT_DIR: succeeded: 64 MiB
+[WARNING] victim@0.1.0: fill TMPDIR: succeeded: 20000 files
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo("clean").run();
+
+    // Control: 1 MiB, and what it writes is in `OUT_DIR` after the run.
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    let out_dir = fs::read_dir(p.target_debug_dir().join("build"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("out"))
+        .find(|dir| dir.join("generated.rs").exists())
+        .unwrap();
+    assert_eq!(fs::read(out_dir.join("kept")).unwrap(), vec![1u8; 1 << 20]);
+
+    // wasi-libc reports every failed stream write as `EIO`; creating a file
+    // on a full disk is `ENOSPC` under both runners.
+    let write_error = match runner {
+        "wasmtime" => "Uncategorized",
+        _ => "StorageFull",
+    };
+    p.cargo_sandboxed(Some(runner), "build --features fill")
+        .with_stderr_data(format!(
+            "\
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: fill OUT_DIR: blocked: {write_error}
+[WARNING] victim@0.1.0: fill TMPDIR: blocked: StorageFull
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+"
+        ))
+        .run();
+    let stopped = p
+        .cargo_sandboxed(Some(runner), "build --features unwrap")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[COMPILING] victim v0.1.0 ([ROOT]/foo)
+[ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
+[NOTE] the build script ran in the `[..]` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; disk limit 8MiB)
+
+Caused by:
+  the build script exceeded its disk limit of [FILE_SIZE]B
+  [HELP] to raise it, set `limits.disk` in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+...
+"#]])
+        .run();
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("exceeded its disk limit of 8MiB"));
+}
+
 /// The raw system calls of [`uses_kernel_interfaces`] (x86_64 numbers).
 const SYSCALLS: &str = r#"
 unsafe extern "C" {
@@ -1155,7 +1267,14 @@ mod native {
         forks_a_thousand_processes,
         loops_forever,
         floods_memory_and_output,
+        fills_the_disk,
         uses_kernel_interfaces,
         connects_only_where_granted,
     );
+}
+
+mod wasmtime {
+    use super::*;
+
+    per_runner!("wasmtime" => fills_the_disk);
 }

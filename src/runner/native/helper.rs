@@ -20,24 +20,31 @@
 //!    build script did, re-raising the signal that killed it.
 //! 2. **init**, PID 1 of the new PID namespace, dies with the helper
 //!    (`PR_SET_PDEATHSIG`), replaces the host's tree with a view of the spec's
-//!    paths only (the module `view`), changes to the working directory, marks every
-//!    inherited descriptor but the jobserver's close-on-exec, sets
-//!    `RLIMIT_AS` if the spec asks for it (no `memory` cgroup), empties its capability bounding set, and applies landlock
-//!    (filesystem, TCP ports, signal and abstract-socket scopes, with
-//!    `no_new_privs`) and the seccomp filters. Landlock gets exactly the
-//!    restrictions of the ABI the spec names (6, or what the kernel has when
-//!    the user allowed `partial-landlock`, see the module `kernel`), and the
-//!    kernel must enforce all of them. It forks the build script and
-//!    reaps every process until the script exits; then it reports the script's
-//!    status to the helper and exits, and the kernel kills whatever is left in
-//!    the namespace (daemons included).
-//! 3. The **build script** process writes `confined` to the status pipe and
-//!    calls `execve`. The pipe is close-on-exec, so the runner sees end of file
-//!    once the script runs.
+//!    paths only, `OUT_DIR` and the temporary directory on a `tmpfs` of the
+//!    disk limit (the modules `view` and `disk`), changes to the working
+//!    directory and forks the build script. It reaps every process until the
+//!    script exits; then it kills what is left in the namespace (daemons
+//!    included), copies `OUT_DIR` back to the host, reports the script's
+//!    status to the helper and exits. init itself is not confined further: it
+//!    runs no code of the script's, and the script, without capabilities and
+//!    in a landlock domain of its own, can neither signal nor trace it.
+//! 3. The **build script** process marks every inherited descriptor but the
+//!    jobserver's close-on-exec (init's descriptors of the disk included),
+//!    sets `RLIMIT_AS` if the spec asks for it (no `memory` cgroup), empties
+//!    its capability bounding set, and applies landlock (filesystem, TCP
+//!    ports, signal and abstract-socket scopes, with `no_new_privs`) and the
+//!    seccomp filters. Landlock gets exactly the restrictions of the ABI the
+//!    spec names (6, or what the kernel has when the user allowed
+//!    `partial-landlock`, see the module `kernel`), and the kernel must
+//!    enforce all of them. Then it writes `confined` to the status pipe and
+//!    calls `execve`. The pipe is close-on-exec, so the runner sees end of
+//!    file once the script runs.
 //!
 //! A failure before `execve` is written to the status pipe as `error: <message>`
 //! (`exec: <errno>` when `execve` itself fails), which the runner turns into an
-//! error naming the step; stdout and stderr stay the script's own.
+//! error naming the step; stdout and stderr stay the script's own. init writes
+//! `limit: disk` when the disk is full at the end (or `OUT_DIR` did not fit in
+//! it at the start), and `error: <message>` when copying back failed.
 //!
 //! [`HELPER_NAME`]: super::HELPER_NAME
 
@@ -53,6 +60,7 @@ use landlock::{
     ABI, AccessFs, AccessNet, NetPort, PathBeneath, PathFd, RulesetCreatedAttr, RulesetStatus,
 };
 
+use super::disk::Disk;
 use super::kernel::landlock_ruleset;
 use super::spec::{ConfinementSpec, Network, PathAccess};
 use super::sys::{check, pipe};
@@ -106,6 +114,11 @@ impl Status {
     fn error(&self, e: &anyhow::Error) {
         let message = format!("{e:#}").replace('\n', " ");
         let _ = (&self.0).write_all(format!("error: {message}\n").as_bytes());
+    }
+
+    /// Reports that the script's disk is full: it reached `limits.disk`.
+    fn disk_full(&self) {
+        let _ = (&self.0).write_all(b"limit: disk\n");
     }
 }
 
@@ -164,41 +177,85 @@ fn wait_and_exit(init: libc::pid_t, result: OwnedFd) -> ! {
     exit_like(status)
 }
 
-/// PID 1 of the namespace: confine, start the script, reap.
+/// PID 1 of the namespace: build the view, start the script, reap, copy
+/// `OUT_DIR` back.
 fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
-    let script =
-        match confine(spec).and_then(|()| fork().context("failed to start the build script")) {
-            Ok(0) => exec(spec, status),
-            Ok(script) => script,
-            Err(e) => {
+    let started = enter_view(spec).and_then(|disk| {
+        let script = fork().context("failed to start the build script")?;
+        Ok((disk, script))
+    });
+    let (disk, script) = match started {
+        Ok((_, 0)) => {
+            if let Err(e) = confine(spec) {
                 status.error(&e);
                 std::process::exit(EXIT_SETUP_FAILED);
             }
-        };
-    loop {
+            exec(spec, status)
+        }
+        Ok(started) => started,
+        Err(e) => {
+            if is_disk_full(&e) {
+                status.disk_full();
+            }
+            status.error(&e);
+            std::process::exit(EXIT_SETUP_FAILED);
+        }
+    };
+    let script_status = loop {
         let mut raw = 0;
         // SAFETY: a plain system call.
         let pid = unsafe { libc::waitpid(-1, &mut raw, 0) };
         if pid == script {
-            let _ = File::from(result).write_all(&raw.to_ne_bytes());
-            std::process::exit(0);
+            break raw;
         }
         if pid < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
             std::process::exit(EXIT_SETUP_FAILED);
         }
+    };
+    // Whatever the script left running could still change `OUT_DIR`.
+    // SAFETY: plain system calls; as PID 1, init is not among those killed.
+    unsafe {
+        libc::kill(-1, libc::SIGKILL);
+        while libc::waitpid(-1, std::ptr::null_mut(), 0) >= 0
+            || io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+        {}
     }
+    if disk.is_full() {
+        status.disk_full();
+    }
+    if let Err(e) = disk.copy_back() {
+        status.error(&e);
+        std::process::exit(EXIT_SETUP_FAILED);
+    }
+    let _ = File::from(result).write_all(&script_status.to_ne_bytes());
+    std::process::exit(0)
 }
 
-/// Confines the calling process; everything it starts inherits the confinement.
-fn confine(spec: &ConfinementSpec) -> anyhow::Result<()> {
-    // SAFETY: plain system calls with valid arguments.
+/// Ties init to the helper and replaces its filesystem with the view.
+fn enter_view(spec: &ConfinementSpec) -> anyhow::Result<Disk> {
+    // SAFETY: a plain system call with valid arguments.
     unsafe {
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))
             .context("failed to tie the build script to the helper")?;
     }
-    view::enter(spec).context("failed to build the build script's filesystem view")?;
+    let disk = view::enter(spec).context("failed to build the build script's filesystem view")?;
     std::env::set_current_dir(&spec.cwd)
         .with_context(|| format!("failed to change to the directory `{}`", spec.cwd.display()))?;
+    Ok(disk)
+}
+
+/// Whether `e` comes from a full disk: `OUT_DIR` did not fit.
+fn is_disk_full(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.raw_os_error() == Some(libc::ENOSPC))
+    })
+}
+
+/// Confines the build script's process; everything it starts inherits the
+/// confinement. init stays outside it, to copy `OUT_DIR` back.
+fn confine(spec: &ConfinementSpec) -> anyhow::Result<()> {
     // SAFETY: marks descriptors close-on-exec, closing none.
     unsafe {
         check(libc::close_range(

@@ -20,7 +20,9 @@
 //! The helper ([`helper`]) puts the script in new user, PID, IPC, UTS and (without
 //! `net` grants) network namespaces, under landlock (filesystem, TCP, signal and
 //! abstract unix socket scopes), seccomp and resource limits, with an init
-//! process that takes every process of the script down with it.
+//! process that takes every process of the script down with it. The script
+//! sees only the spec's paths (the module `view`); its `OUT_DIR` and temporary
+//! directory are on a `tmpfs` of the size of `limits.disk` (the module `disk`).
 //!
 //! What the system cannot enforce is refused by [`NativeRunner`]'s `check`
 //! (fail closed), unless the user allowed the [`Weakening`](crate::Weakening):
@@ -36,6 +38,8 @@
 
 #[cfg(target_os = "linux")]
 mod cgroup;
+#[cfg(target_os = "linux")]
+mod disk;
 #[cfg(target_os = "linux")]
 mod helper;
 #[cfg(target_os = "linux")]

@@ -24,8 +24,9 @@ use super::kernel;
 use super::spec::{ConfinementSpec, DEFAULT_PROCESSES, PathAccess};
 use super::sys::{check, pipe};
 use super::tokens::TokenRelay;
+use crate::policy::display_size;
 use crate::runner::stream::{Watchdog, stream_output};
-use crate::runner::{Invocation, LineCallback, RunError, SandboxRunner, reset_temp_dir};
+use crate::runner::{Invocation, LimitKind, LineCallback, RunError, SandboxRunner, reset_temp_dir};
 use crate::{EffectivePolicy, RunnerKind, Weakening};
 
 /// Runs build scripts confined by namespaces, landlock and seccomp.
@@ -154,7 +155,7 @@ impl SandboxRunner for NativeRunner {
             .read_to_string(&mut report)
             .context("failed to read the report of the sandbox helper")
             .map_err(RunError::Sandbox)?;
-        let result = interpret(&report, result, &helper);
+        let result = interpret(&report, result, &helper, spec.disk.bytes);
         blame(result, &cgroups)
     }
 }
@@ -194,12 +195,24 @@ fn helper_path() -> anyhow::Result<std::path::PathBuf> {
     Ok(helper)
 }
 
-/// Combines the helper's report with the result of streaming.
+/// Combines the helper's report with the result of streaming; a script that
+/// failed with its disk full failed at `limits.disk` (`disk_limit` bytes).
 fn interpret(
     report: &str,
     result: Result<Output, RunError>,
     helper: &Path,
+    disk_limit: u64,
 ) -> Result<Output, RunError> {
+    let result = match result {
+        Ok(output) if !output.status.success() && report.lines().any(|l| l == "limit: disk") => {
+            return Err(RunError::LimitExceeded {
+                limit: LimitKind::Disk,
+                value: display_size(disk_limit),
+                output,
+            });
+        }
+        result => result,
+    };
     let mut confined = false;
     for line in report.lines() {
         if let Some(message) = line.strip_prefix("error: ") {
@@ -271,13 +284,14 @@ mod tests {
     #[test]
     fn reports_are_interpreted() {
         let helper = Path::new("/usr/bin/build-sandbox-helper");
-        let ok = interpret("confined\n", Ok(output("")), helper).unwrap();
+        let ok = interpret("confined\n", Ok(output("")), helper, 1).unwrap();
         assert!(ok.status.success());
 
         let err = interpret(
             "error: failed to create the namespaces of the build script: Operation not permitted (os error 1)\n",
             Ok(output("")),
             helper,
+            1,
         )
         .unwrap_err();
         assert_eq!(
@@ -286,13 +300,22 @@ mod tests {
              script: Operation not permitted (os error 1)"
         );
 
-        let err = interpret("confined\nexec: 2\n", Ok(output("")), helper).unwrap_err();
+        let err = interpret("confined\nexec: 2\n", Ok(output("")), helper, 1).unwrap_err();
         let RunError::Process(e) = err else {
             panic!("unexpected {err:?}")
         };
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
 
-        let err = interpret("", Ok(output("error: bad spec")), helper).unwrap_err();
+        let failed = Output {
+            status: ExitStatus::from_raw(1 << 8),
+            ..output("")
+        };
+        let err = interpret("confined\nlimit: disk\n", Ok(failed), helper, 16 << 20).unwrap_err();
+        assert_eq!(err.to_string(), "exceeded its disk limit of 16MiB");
+        // A script that copes with a full disk succeeds.
+        assert!(interpret("confined\nlimit: disk\n", Ok(output("")), helper, 1).is_ok());
+
+        let err = interpret("", Ok(output("error: bad spec")), helper, 1).unwrap_err();
         assert_eq!(
             err.to_string(),
             "the sandbox helper `/usr/bin/build-sandbox-helper` exited before confining the \
@@ -308,7 +331,8 @@ mod tests {
         let mut spec: ConfinementSpec = serde_json::from_str(
             r#"{"program":"/bin/true","args":[],"env":{},"cwd":"/","paths":{},
                 "tcp_connect":[],"network":"Isolated",
-                "limits":{"processes":1,"memory":null},"keep_fds":[],"status_fd":-1,
+                "limits":{"processes":1,"memory":null},
+                "disk":{"bytes":1,"out_dir":"/","temp_dir":"/"},"keep_fds":[],"status_fd":-1,
                 "cgroups":[],"landlock_abi":6}"#,
         )
         .unwrap();

@@ -33,9 +33,10 @@ use std::sync::{Mutex, OnceLock};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use super::disk::DiskLimit;
 use super::kernel::LANDLOCK_ABI;
 use crate::runner::Invocation;
-use crate::{EnvPattern, Preset, Program};
+use crate::{DEFAULT_DISK_LIMIT, EnvPattern, Preset, Program};
 
 /// The default of the process limit: processes and threads of one build script.
 pub(super) const DEFAULT_PROCESSES: u64 = 512;
@@ -118,6 +119,8 @@ pub(super) struct ConfinementSpec {
     pub network: Network,
     /// Resource limits applied with `setrlimit`.
     pub limits: ProcessLimits,
+    /// The limit of `OUT_DIR` and the temporary directory.
+    pub disk: DiskLimit,
     /// Inherited descriptors the script keeps (the jobserver's pipe).
     pub keep_fds: Vec<i32>,
     /// Where the helper reports on the confinement (see the module `helper`).
@@ -199,6 +202,11 @@ impl ConfinementSpec {
             limits: ProcessLimits {
                 processes: DEFAULT_PROCESSES,
                 memory: policy.granted.limits.memory,
+            },
+            disk: DiskLimit {
+                bytes: (policy.granted.limits.disk).unwrap_or(DEFAULT_DISK_LIMIT),
+                out_dir: baseline.out_dir.clone(),
+                temp_dir: baseline.temp_dir.clone(),
             },
             keep_fds: Vec::new(),
             status_fd: -1,

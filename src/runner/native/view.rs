@@ -13,6 +13,8 @@
 //!    the script write it. Symbolic links on the way (`/lib` → `usr/lib`) are
 //!    made again as links, so a path works under the name the script knows and
 //!    lands on the same file;
+//!    `OUT_DIR` and the temporary directory are bound from a size-limited
+//!    `tmpfs` instead, always (the module `disk`);
 //! 4. a fresh `proc` is mounted at `/proc`: it shows the processes of the
 //!    script's PID namespace only (the kernel lets a user namespace mount one
 //!    only while a full `proc` is visible, hence before step 5);
@@ -34,6 +36,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use super::disk::Disk;
 use super::spec::{ConfinementSpec, PathAccess};
 use super::sys::check;
 
@@ -43,8 +46,9 @@ const STAGING: &str = "/tmp";
 const HOST: &str = "/.host";
 
 /// Replaces the calling process's filesystem with the view of `spec`; its
-/// working directory is `/` afterwards.
-pub(super) fn enter(spec: &ConfinementSpec) -> anyhow::Result<()> {
+/// working directory is `/` afterwards. Returns the disk of `OUT_DIR` and the
+/// temporary directory, to copy back once the script is done.
+pub(super) fn enter(spec: &ConfinementSpec) -> anyhow::Result<Disk> {
     mount(
         None,
         Path::new("/"),
@@ -81,7 +85,25 @@ pub(super) fn enter(spec: &ConfinementSpec) -> anyhow::Result<()> {
             entry.execute |= access.execute;
         }
     }
+    // `OUT_DIR` and the temporary directory come from the disk's `tmpfs`.
+    let limit = &spec.disk;
+    let [out_dir, temp_dir] = [&limit.out_dir, &limit.temp_dir].map(|dir| {
+        recreate_links(dir)
+            .with_context(|| format!("failed to add `{}` to the view", dir.display()))?
+            .with_context(|| format!("`{}` does not exist", dir.display()))
+    });
+    let (out_dir, temp_dir) = (out_dir?, temp_dir?);
+    let [disk_out, disk_temp] = limit.mount(&host_path(&out_dir))?;
+    let source = |path: &Path| {
+        for (dir, disk_dir) in [(&out_dir, disk_out), (&temp_dir, disk_temp)] {
+            if let Ok(rest) = path.strip_prefix(dir) {
+                return (disk_dir.join(rest), true);
+            }
+        }
+        (host_path(path), false)
+    };
     for (path, access) in &binds {
+        let (source, on_disk) = source(path);
         // A path inside a bound one with as much access is there already.
         let covered = (binds.iter()).any(|(outer, outer_access)| {
             outer != path
@@ -89,11 +111,12 @@ pub(super) fn enter(spec: &ConfinementSpec) -> anyhow::Result<()> {
                 && (outer_access.write || !access.write)
                 && (outer_access.execute || !access.execute)
         });
-        if !covered {
-            bind(path, *access)
+        if !covered || on_disk && (path == &out_dir || path == &temp_dir) {
+            bind(&source, path, *access)
                 .with_context(|| format!("failed to add `{}` to the view", path.display()))?;
         }
     }
+    let disk = limit.detach(&host_path(&out_dir))?;
     fs::create_dir_all("/proc").context("failed to create `/proc`")?;
     let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     mount(
@@ -115,14 +138,14 @@ pub(super) fn enter(spec: &ConfinementSpec) -> anyhow::Result<()> {
         recursive: false,
     };
     root.apply(Path::new("/"))
-        .context("failed to make the root of the view read-only")
+        .context("failed to make the root of the view read-only")?;
+    Ok(disk)
 }
 
-/// Binds the host's `path`, which has no links on the way, to the same place
-/// in the view.
-fn bind(path: &Path, access: PathAccess) -> anyhow::Result<()> {
-    let source = host_path(path);
-    let metadata = fs::metadata(&source)?;
+/// Binds `source` (the host's `path`, which has no links on the way, or a
+/// directory of the disk) to `path` in the view.
+fn bind(source: &Path, path: &Path, access: PathAccess) -> anyhow::Result<()> {
+    let metadata = fs::metadata(source)?;
     if metadata.is_dir() {
         fs::create_dir_all(path)?;
     } else if fs::symlink_metadata(path).is_err() {
@@ -131,13 +154,7 @@ fn bind(path: &Path, access: PathAccess) -> anyhow::Result<()> {
         }
         fs::File::create(path)?;
     }
-    mount(
-        Some(&source),
-        path,
-        None,
-        libc::MS_BIND | libc::MS_REC,
-        None,
-    )?;
+    mount(Some(source), path, None, libc::MS_BIND | libc::MS_REC, None)?;
     let file_type = metadata.file_type();
     Attributes {
         read_only: !access.write,
@@ -238,7 +255,7 @@ impl Attributes {
     }
 }
 
-fn mount(
+pub(super) fn mount(
     source: Option<&Path>,
     target: &Path,
     fstype: Option<&str>,
@@ -263,7 +280,7 @@ fn mount(
     Ok(())
 }
 
-fn c_path(path: &Path) -> anyhow::Result<CString> {
+pub(super) fn c_path(path: &Path) -> anyhow::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
         .with_context(|| format!("{} contains a NUL byte", path.display()))
 }

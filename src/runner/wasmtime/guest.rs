@@ -19,6 +19,7 @@ use wasmtime_wasi::{
     FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
 
+use super::disk::DiskBudget;
 use super::output::GuestOutput;
 use crate::NetTarget;
 use crate::runner::Invocation;
@@ -30,13 +31,16 @@ pub(super) struct Guest {
     table: ResourceTable,
     /// Enforces `limits.memory`.
     pub(super) memory: MemoryLimiter,
+    /// Enforces `limits.disk`.
+    pub(super) disk: Arc<DiskBudget>,
 }
 
 impl Guest {
-    pub(super) fn new(wasi: WasiCtx, memory_limit: Option<u64>) -> Guest {
+    pub(super) fn new(wasi: WasiCtx, memory_limit: Option<u64>, disk: Arc<DiskBudget>) -> Guest {
         Guest {
             wasi,
             table: ResourceTable::new(),
+            disk,
             memory: MemoryLimiter {
                 limit: memory_limit,
                 used: 0,

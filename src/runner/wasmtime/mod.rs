@@ -28,7 +28,9 @@
 //! guest blocked in a host call, such as a long sleep, is abandoned on its
 //! thread after a grace period), `memory` by the store's resource limiter
 //! (linear memories and tables; growing past the limit traps), `output` by the
-//! guest's streams (the write that would exceed the limit traps).
+//! guest's streams (the write that would exceed the limit traps), `disk` by the
+//! filesystem calls that make files larger (module `disk`: a write past the
+//! limit fails as on a full disk).
 //!
 //! What WASI cannot do is refused by [`WasmtimeRunner`]'s `check`: running
 //! programs (`run`, `presets`) and paths that are not UTF-8; so is a policy
@@ -47,6 +49,7 @@ use crate::policy::effective::resolved;
 use crate::{EffectivePolicy, RunnerKind};
 
 mod compile;
+mod disk;
 mod guest;
 mod output;
 mod run;

@@ -10,18 +10,20 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::sync::Command;
 
 use super::compile;
+use super::disk::{self, DiskBudget};
 use super::guest::{self, Guest};
 use super::output::{Event, GuestOutput};
-use crate::DEFAULT_OUTPUT_LIMIT;
 use crate::policy::{display_duration, display_size};
 use crate::runner::stream::{LineDelivery, Pipe};
 use crate::runner::{Invocation, LimitKind, LineCallback, RunError, reset_temp_dir};
+use crate::{DEFAULT_DISK_LIMIT, DEFAULT_OUTPUT_LIMIT};
 
 /// How the guest ended, as the worker thread saw it.
 pub(super) enum Ending {
@@ -71,7 +73,11 @@ pub(super) fn run(
     let stopped = Arc::new(AtomicBool::new(false));
     let output = GuestOutput::new(sender, Some(output_limit), Arc::clone(&stopped));
     let wasi = guest::wasi_ctx(invocation, &output).map_err(RunError::Sandbox)?;
-    let mut store = Store::new(engine, Guest::new(wasi, limits.memory));
+    let disk_limit = limits.disk.unwrap_or(DEFAULT_DISK_LIMIT);
+    let disk = DiskBudget::new(disk_limit, &invocation.policy.baseline.out_dir)
+        .context("failed to measure `OUT_DIR`")
+        .map_err(RunError::Sandbox)?;
+    let mut store = Store::new(engine, Guest::new(wasi, limits.memory, Arc::clone(&disk)));
     store.limiter(|guest| &mut guest.memory);
     // Every epoch tick (see `engine.increment_epoch` below, and other runs')
     // checks whether this run was stopped.
@@ -137,14 +143,20 @@ pub(super) fn run(
         let _ = worker.join();
     }
 
+    // A script that failed after a refused write failed at the disk limit.
+    let disk_exceeded = || {
+        disk.exceeded()
+            .then(|| (LimitKind::Disk, display_size(disk_limit)))
+    };
     let (status, limit) = match ending {
-        Ending::Exited(code) => (exit_status(code), None),
+        Ending::Exited(0) => (exit_status(0), None),
+        Ending::Exited(code) => (exit_status(code), disk_exceeded()),
         Ending::Trapped(error) => {
             let message = format!("error: the build script trapped: {error:?}\n");
             for line in message.split_inclusive('\n') {
                 delivery.deliver(Pipe::Stderr, line.as_bytes());
             }
-            (ExitStatus::from_raw(ABORTED), None)
+            (ExitStatus::from_raw(ABORTED), disk_exceeded())
         }
         Ending::TimedOut => (
             ExitStatus::from_raw(KILLED),
@@ -212,5 +224,6 @@ fn run_guest(
 fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<Guest>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    disk::add_to_linker(&mut linker)?;
     Ok(linker)
 }

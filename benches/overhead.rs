@@ -21,8 +21,11 @@
 //!    emptied before every run.
 //!
 //! Each configuration is measured `BENCH_RUNS` times (default 5) and the median
-//! is reported; `BENCH_ONLY=scripts` runs the third measurement alone. Runners that are not available on this machine are skipped with
-//! the reason.
+//! is reported; the per-script runs go in rounds, every runner once a round,
+//! and a runner's cost is the median of its differences to `noop` within a
+//! round, so that the machine's drift falls on all runners alike.
+//! `BENCH_ONLY=scripts` runs the third measurement alone. Runners that are
+//! not available on this machine are skipped with the reason.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -197,66 +200,95 @@ fn builds(fork: &Path, stock: &Path, runs: usize, work: &Path) {
 /// The per build-script overhead of each runner against `noop`.
 fn per_script_overhead(fork: &Path, runs: usize, work: &Path) {
     println!(
-        "## Per build-script overhead against `noop` ({SCRIPTS} scripts rerun, median of {runs})\n"
+        "## Per build-script overhead against `noop` ({SCRIPTS} scripts rerun, {runs} rounds)\n"
     );
     let scripts = scripts_workspace(work);
-    println!("| runner | all scripts rerun | per script vs `noop` |\n| --- | --- | --- |");
-    let mut noop_median = None;
     // `wasmtime` twice: with the compiled components of the previous run in
     // its cache (warm), and with the cache emptied before every run (cold:
     // one compile per script).
-    for (runner, cold_cache) in [
+    let variants = [
         ("noop", false),
         ("native", false),
         ("wasmtime", false),
         ("wasmtime", true),
-    ] {
+    ];
+    let build = |runner: &str, cold_cache: bool, nonce: usize| {
+        if cold_cache {
+            let _ = fs::remove_dir_all(scripts.join("target/build-sandbox"));
+        }
+        let mut command = cargo(
+            fork,
+            &scripts,
+            &[
+                "build",
+                "--offline",
+                &format!("-Zsandboxed-build-scripts={runner}"),
+            ],
+        );
+        command.env("BENCH_NONCE", nonce.to_string());
+        command
+    };
+    // Warm up: build everything once, and find out whether each runner works here.
+    let mut skipped = Vec::new();
+    for (nonce, &(runner, cold_cache)) in variants.iter().enumerate() {
+        let warm = build(runner, cold_cache, nonce)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let reason = (!warm.status.success()).then(|| {
+            let stderr = String::from_utf8_lossy(&warm.stderr);
+            let line = stderr
+                .lines()
+                .find(|line| line.trim_start().starts_with("the `") || line.contains("error"))
+                .unwrap_or("failed");
+            line.trim().to_owned()
+        });
+        skipped.push(reason);
+    }
+    // Side by side: every round builds with each runner in turn, so that the
+    // machine's drift over time falls on all of them alike; a runner's cost
+    // is the median of its differences to `noop` in the same round.
+    let mut times = vec![Vec::new(); variants.len()];
+    for round in 1..=runs {
+        // Round 0's nonces were the warm-up's.
+        for (i, &(runner, cold_cache)) in variants.iter().enumerate() {
+            if skipped[i].is_none() {
+                // A nonce of its own, so that every build reruns every script;
+                // a cold build leaves the cache warm for the next round's.
+                let nonce = round * variants.len() + i;
+                times[i].push(time(build(runner, cold_cache, nonce)));
+            }
+        }
+    }
+    println!(
+        "| runner | all scripts rerun (median) | per script vs `noop` (median of rounds) | range of rounds |\n| --- | --- | --- | --- |"
+    );
+    for (i, &(runner, cold_cache)) in variants.iter().enumerate() {
         let label = match cold_cache {
             true => format!("`{runner}`, cold cache"),
             false => format!("`{runner}`"),
         };
-        let build = |nonce: usize| {
-            if cold_cache {
-                let _ = fs::remove_dir_all(scripts.join("target/build-sandbox"));
-            }
-            let mut command = cargo(
-                fork,
-                &scripts,
-                &[
-                    "build",
-                    "--offline",
-                    &format!("-Zsandboxed-build-scripts={runner}"),
-                ],
-            );
-            command.env("BENCH_NONCE", nonce.to_string());
-            command
-        };
-        // Warm up: build everything once, and find out whether the runner works here.
-        let warm = build(0).stderr(Stdio::piped()).output().unwrap();
-        if !warm.status.success() {
-            let stderr = String::from_utf8_lossy(&warm.stderr);
-            let reason = stderr
-                .lines()
-                .find(|line| line.trim_start().starts_with("the `") || line.contains("error"))
-                .unwrap_or("failed");
-            println!("| {label} | skipped: {} | |", reason.trim());
+        if let Some(reason) = &skipped[i] {
+            println!("| {label} | skipped: {reason} | | |");
             continue;
         }
-        let mut times: Vec<_> = (1..=runs).map(|nonce| time(build(nonce))).collect();
-        let runner_median = median(&mut times);
-        let per_script = match noop_median {
-            None => {
-                noop_median = Some(runner_median);
-                "(baseline)".to_owned()
-            }
-            Some(noop) => format!(
-                "{:+.2} ms",
-                (runner_median.as_secs_f64() - noop.as_secs_f64()) * 1000.0 / SCRIPTS as f64
-            ),
-        };
+        let total = median(&mut times[i].clone());
+        if i == 0 {
+            println!("| {label} | {:.3} s | (baseline) | |", total.as_secs_f64());
+            continue;
+        }
+        let mut per_script: Vec<f64> = times[i]
+            .iter()
+            .zip(&times[0])
+            .map(|(run, noop)| (run.as_secs_f64() - noop.as_secs_f64()) * 1000.0 / SCRIPTS as f64)
+            .collect();
+        per_script.sort_by(f64::total_cmp);
         println!(
-            "| {label} | {:.3} s | {per_script} |",
-            runner_median.as_secs_f64()
+            "| {label} | {:.3} s | {:+.2} ms | {:+.2} to {:+.2} ms |",
+            total.as_secs_f64(),
+            per_script[per_script.len() / 2],
+            per_script[0],
+            per_script[per_script.len() - 1],
         );
     }
 }

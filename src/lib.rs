@@ -60,6 +60,6 @@ pub(crate) use policy::grants::grants_for;
 pub use policy::grants::{Grant, PackageMatcher, RunnerSelection};
 pub use policy::trust::{Approval, Trust};
 pub use policy::{
-    DEFAULT_DISK_LIMIT, DEFAULT_OUTPUT_LIMIT, EnvPattern, Limits, NetTarget, PolicyError, Preset,
-    Program, Request, RunnerKind,
+    DEFAULT_DISK_LIMIT, DEFAULT_OUTPUT_LIMIT, Denial, EnvPattern, Limits, NetTarget, PolicyError,
+    Preset, Program, Request, RunnerKind,
 };

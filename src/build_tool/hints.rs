@@ -2,8 +2,11 @@
 //!
 //! When a sandboxed script fails, Cargo's error names the runner and the
 //! effective policy; [`suggest_grant`] adds the grant for the capability the
-//! script was denied, when that can be told from what the script printed.
-//! Runners deny access with the operating system's own errors, and a script
+//! script was denied. Programs come from what the runner recorded (the
+//! `native` runner records the programs a script tried to run and its view
+//! does not hold), and map to the preset that runs them where there is one.
+//! Paths are still told from what the script printed, which the script
+//! controls: runners deny access with the operating system's own errors, and a script
 //! that fails on one usually prints it with the path it tried, as
 //! `Permission denied (os error 13)` or `Operation not permitted (os error 1)`
 //! from Rust's `io::Error`, or the `errno` text from a C tool. Where the
@@ -20,7 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::{EffectivePolicy, Request};
+use crate::{Denial, EffectivePolicy, Preset, Program, Request};
 
 /// Error texts of a denied file access: Linux's `EACCES`, `EPERM` and WASI's
 /// `ENOTCAPABLE`, as Rust and C print them. WASI's errno number (76) is not
@@ -39,9 +42,52 @@ const HIDDEN: [&str; 2] = ["No such file or directory", "os error 2)"];
 /// Error texts of a write to a read-only mount (`EROFS`).
 const READ_ONLY: [&str; 2] = ["Read-only file system", "os error 30"];
 
-/// The grant that would likely have let the script past the access it was
-/// denied, judging by its output, or `None` when no such access shows.
-pub fn suggest_grant(policy: &EffectivePolicy, output: &Output) -> Option<Request> {
+/// The grant that would likely have let the script past what it was denied:
+/// the programs the runner recorded (a preset where one runs the program),
+/// then a path its output names; `None` when neither shows.
+pub fn suggest_grant(
+    policy: &EffectivePolicy,
+    output: &Output,
+    denials: &[Denial],
+) -> Option<Request> {
+    let mut grant = Request::default();
+    for denial in denials {
+        match denial {
+            Denial::Program(name) => match Preset::running(name) {
+                Some(preset) => {
+                    grant.presets.insert(preset);
+                }
+                // A program that is nowhere on the host was not denied.
+                None if which(name).is_some() => {
+                    grant.run.insert(Program::Name(name.clone()));
+                }
+                None => {}
+            },
+        }
+    }
+    grant
+        .presets
+        .retain(|preset| !policy.granted.presets.contains(preset));
+    grant
+        .run
+        .retain(|program| !policy.granted.run.contains(program));
+    if grant.presets.is_empty() && grant.run.is_empty() {
+        return denied_path(policy, output);
+    }
+    Some(grant)
+}
+
+/// The file `name` is on the host's `PATH`, if it is.
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The grant for the first path outside the policy that a line of the
+/// script's output shows as denied.
+fn denied_path(policy: &EffectivePolicy, output: &Output) -> Option<Request> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let says = |line: &str, texts: &[&str]| texts.iter().any(|text| line.contains(text));
@@ -118,7 +164,7 @@ mod tests {
             "thread 'main' panicked at build.rs:3:5:\n\
              failed to read `/opt/sdk/include/sdk.h`: Permission denied (os error 13)\n",
         );
-        let grant = suggest_grant(&policy(), &output).unwrap();
+        let grant = suggest_grant(&policy(), &output, &[]).unwrap();
         assert_eq!(
             grant.read,
             BTreeSet::from([PathBuf::from("/opt/sdk/include/sdk.h")])
@@ -129,7 +175,7 @@ mod tests {
     #[test]
     fn a_denied_write_to_a_readable_path_suggests_writing_it() {
         let output = failed("error: could not create /src/foo/generated.rs: Permission denied\n");
-        let grant = suggest_grant(&policy(), &output).unwrap();
+        let grant = suggest_grant(&policy(), &output, &[]).unwrap();
         assert_eq!(
             grant.write,
             BTreeSet::from([PathBuf::from("/src/foo/generated.rs")])
@@ -141,13 +187,13 @@ mod tests {
         // `/etc/hostname` exists on every Linux system the tests run on; the
         // sandbox's view left it out.
         let hidden = "Error: /etc/hostname: No such file or directory (os error 2)\n";
-        let grant = suggest_grant(&policy(), &failed(hidden)).unwrap();
+        let grant = suggest_grant(&policy(), &failed(hidden), &[]).unwrap();
         assert_eq!(grant.read, BTreeSet::from([PathBuf::from("/etc/hostname")]));
         let missing = "Error: /nonexistent/x.h: No such file or directory (os error 2)\n";
-        assert_eq!(suggest_grant(&policy(), &failed(missing)), None);
+        assert_eq!(suggest_grant(&policy(), &failed(missing), &[]), None);
         // A read-only mount: the path may be read, not written.
         let read_only = "error: /src/foo/gen.rs: Read-only file system (os error 30)\n";
-        let grant = suggest_grant(&policy(), &failed(read_only)).unwrap();
+        let grant = suggest_grant(&policy(), &failed(read_only), &[]).unwrap();
         assert_eq!(
             grant.write,
             BTreeSet::from([PathBuf::from("/src/foo/gen.rs")])
@@ -157,34 +203,66 @@ mod tests {
     #[test]
     fn no_hint_without_a_denial_or_a_path_outside_the_policy() {
         assert_eq!(
-            suggest_grant(&policy(), &failed("error: /opt/x: No such file\n")),
+            suggest_grant(&policy(), &failed("error: /opt/x: No such file\n"), &[]),
             None
         );
         assert_eq!(
-            suggest_grant(&policy(), &failed("Permission denied (os error 13)\n")),
+            suggest_grant(&policy(), &failed("Permission denied (os error 13)\n"), &[]),
             None
         );
         // `ENOTUNIQ` on Linux, not a denial.
         assert_eq!(
             suggest_grant(
                 &policy(),
-                &failed("/opt/x: Name not unique on network (os error 76)\n")
+                &failed("/opt/x: Name not unique on network (os error 76)\n"),
+                &[]
             ),
             None
         );
         assert!(
             suggest_grant(
                 &policy(),
-                &failed("/opt/x: Capabilities insufficient (os error 76)\n")
+                &failed("/opt/x: Capabilities insufficient (os error 76)\n"),
+                &[]
             )
             .is_some()
         );
         assert_eq!(
             suggest_grant(
                 &policy(),
-                &failed("/target/build/foo/out/x: Permission denied\n")
+                &failed("/target/build/foo/out/x: Permission denied\n"),
+                &[]
             ),
             None
         );
+    }
+
+    #[test]
+    fn recorded_programs_suggest_the_preset_that_runs_them() {
+        let denials = [
+            Denial::Program("x86_64-linux-gnu-gcc".into()),
+            Denial::Program("pkg-config".into()),
+            Denial::Program("ar".into()),
+        ];
+        // The script's words do not matter when the runner recorded something.
+        let grant = suggest_grant(
+            &policy(),
+            &failed("spoofed: /etc/shadow: Permission denied\n"),
+            &denials,
+        )
+        .unwrap();
+        assert_eq!(
+            grant.presets,
+            BTreeSet::from([Preset::Cc, Preset::PkgConfig])
+        );
+        assert!(grant.read.is_empty());
+    }
+
+    #[test]
+    fn a_recorded_program_without_a_preset_is_suggested_if_the_host_has_it() {
+        let grant = suggest_grant(&policy(), &failed(""), &[Denial::Program("sh".into())]).unwrap();
+        assert_eq!(grant.run, BTreeSet::from([Program::Name("sh".into())]));
+        let nowhere = [Denial::Program("no-such-program-anywhere".into())];
+        assert_eq!(suggest_grant(&policy(), &failed(""), &nowhere), None);
     }
 }

@@ -492,6 +492,33 @@ impl fmt::Display for NetTarget {
     }
 }
 
+/// Something a runner refused a build script, as the runner itself saw it:
+/// never read from the script's output.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Denial {
+    /// A program the script tried to run that its sandbox does not hold:
+    /// its file name, as the script named it.
+    Program(String),
+}
+
+impl Denial {
+    /// The longest program name recorded; longer ones are dropped.
+    pub const MAX_NAME: usize = 64;
+
+    /// A program denial, if `name` reads as a program's file name: at most
+    /// [`Denial::MAX_NAME`] ASCII letters, digits and `.`, `_`, `+`, `-`.
+    /// The name comes from the script, so nothing else is kept.
+    pub fn program(name: &str) -> Option<Denial> {
+        let plausible = !name.is_empty()
+            && name.len() <= Denial::MAX_NAME
+            && !name.starts_with('.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'));
+        plausible.then(|| Denial::Program(name.to_owned()))
+    }
+}
+
 /// A named bundle of capabilities for a common kind of build script.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Preset {
@@ -513,6 +540,34 @@ impl Preset {
             Preset::RustcProbe => "rustc-probe",
             Preset::Cc => "cc",
             Preset::PkgConfig => "pkg-config",
+        }
+    }
+
+    /// The preset that lets a script run the program named `program` (a file
+    /// name, as `cc` or `x86_64-linux-gnu-gcc`), if one does.
+    pub fn running(program: &str) -> Option<Preset> {
+        /// The C/C++ toolchain's programs, also with a target prefix (`<triple>-gcc`).
+        const CC: [&str; 14] = [
+            "cc", "c++", "gcc", "g++", "clang", "clang++", "cpp", "ar", "ranlib", "as", "ld", "nm",
+            "objcopy", "strip",
+        ];
+        const PKG_CONFIG: [&str; 2] = ["pkg-config", "pkgconf"];
+        let is = |names: &[&str]| {
+            names.iter().any(|name| {
+                program == *name
+                    || program
+                        .strip_suffix(name)
+                        .is_some_and(|prefix| prefix.ends_with('-'))
+            })
+        };
+        if is(&PKG_CONFIG) {
+            Some(Preset::PkgConfig)
+        } else if is(&CC) {
+            Some(Preset::Cc)
+        } else if program == "rustc" {
+            Some(Preset::RustcProbe)
+        } else {
+            None
         }
     }
 }
@@ -735,6 +790,39 @@ mod tests {
 
     fn parse(text: &str) -> Result<Request, PolicyError> {
         Request::from_toml(&toml::Value::Table(text.parse().unwrap()))
+    }
+
+    #[test]
+    fn recorded_program_names_are_file_names_only() {
+        assert_eq!(
+            Denial::program("x86_64-linux-gnu-gcc"),
+            Some(Denial::Program("x86_64-linux-gnu-gcc".into()))
+        );
+        let long = "a".repeat(Denial::MAX_NAME + 1);
+        for name in [
+            "",
+            "cc\nhelp: grant everything",
+            "../cc",
+            ".hidden",
+            "c c",
+            &long,
+        ] {
+            assert_eq!(Denial::program(name), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn presets_name_the_programs_they_run() {
+        assert_eq!(Preset::running("cc"), Some(Preset::Cc));
+        assert_eq!(Preset::running("aarch64-linux-gnu-g++"), Some(Preset::Cc));
+        assert_eq!(
+            Preset::running("x86_64-linux-gnu-pkg-config"),
+            Some(Preset::PkgConfig)
+        );
+        assert_eq!(Preset::running("rustc"), Some(Preset::RustcProbe));
+        // A suffix alone is not the program.
+        assert_eq!(Preset::running("xcc"), None);
+        assert_eq!(Preset::running("cmake"), None);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::process::Output;
 
 use anyhow::Context as _;
 
-use crate::{EffectivePolicy, RunnerKind, Weakening};
+use crate::{Denial, EffectivePolicy, RunnerKind, Weakening};
 
 pub mod native;
 mod noop;
@@ -57,6 +57,30 @@ pub struct Invocation<'a> {
     pub rustc_sysroot: Option<&'a Path>,
     /// What the script may do.
     pub policy: &'a EffectivePolicy,
+    /// Where the runner records what it refused the script, when the caller
+    /// wants to know (to hint at the grant that would have helped).
+    pub denials: Option<&'a Denials>,
+}
+
+/// The denials recorded during one run.
+#[derive(Debug, Default)]
+pub struct Denials(std::sync::Mutex<BTreeSet<Denial>>);
+
+impl Denials {
+    pub fn record(&self, denial: Denial) {
+        self.lock().insert(denial);
+    }
+
+    /// What was recorded, in order.
+    pub fn recorded(&self) -> Vec<Denial> {
+        self.lock().iter().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<Denial>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Invocation<'_> {

@@ -133,6 +133,7 @@ mod tests {
             jobserver: None,
             rustc_sysroot: None,
             policy: &policy,
+            denials: None,
         };
         NoopRunner.run(&invocation, on_stdout, &mut |_| Ok(()))
     }
@@ -282,6 +283,7 @@ mod tests {
             jobserver: None,
             rustc_sysroot: None,
             policy: &policy,
+            denials: None,
         };
         let err = NoopRunner
             .run(&invocation, &mut |_| Ok(()), &mut |_| Ok(()))

@@ -562,6 +562,58 @@ Caused by:
     p.cargo_sandboxed(Some("native"), "build").run();
 }
 
+/// The `native` runner records the programs a script could not run (not its
+/// output, which the script writes), and the hint names the preset that runs
+/// them.
+#[cargo_test]
+fn a_missing_program_is_hinted_with_its_preset() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            r#"
+            [package]
+            name = "foo"
+            version = "0.1.0"
+            edition = "2021"
+            "#,
+        )
+        .file("src/lib.rs", "")
+        .file(
+            "build.rs",
+            r#"
+            fn main() {
+                // A script's own words about a denial do not make the hint.
+                eprintln!("error: `/etc/shadow`: Permission denied (os error 13)");
+                match std::process::Command::new("cc").arg("--version").output() {
+                    Ok(output) => assert!(output.status.success()),
+                    Err(e) => panic!("failed to find tool `cc`: {e}"),
+                }
+            }
+            "#,
+        )
+        .build();
+
+    p.cargo_sandboxed(Some("native"), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.1.0 ([ROOT]/foo)
+[ERROR] failed to run custom build command for `foo v0.1.0 ([ROOT]/foo)`
+[NOTE] the build script ran in the `native` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp])
+[HELP] the sandbox may have denied `presets = ["cc"]`; if the build script needs it, grant it in `.cargo/config.toml`:
+
+[build-sandbox.allow.foo]
+presets = ["cc"]
+...
+"#]])
+        .run();
+    // The suggested grant, applied, lets the script run `cc`.
+    p.change_file(
+        ".cargo/config.toml",
+        "[build-sandbox.allow.foo]\npresets = [\"cc\"]\n",
+    );
+    p.cargo_sandboxed(Some("native"), "build").run();
+}
+
 /// An object file with `CANARY-linker-script` in its `.comment` section, which
 /// the linker keeps, made by `cc` at `root/secret.o`.
 fn secret_object() -> std::path::PathBuf {

@@ -61,10 +61,12 @@ use landlock::{
 };
 
 use super::disk::Disk;
+use super::exec_record::ExecRecorder;
 use super::kernel::landlock_ruleset;
 use super::spec::{ConfinementSpec, Network, PathAccess};
 use super::sys::{check, pipe};
 use super::{cgroup, seccomp, view};
+use crate::Denial;
 
 /// The largest spec the helper reads; environments are large, but not this large.
 const MAX_SPEC_BYTES: u64 = 64 << 20;
@@ -119,6 +121,14 @@ impl Status {
     /// Reports that the script's disk is full: it reached `limits.disk`.
     fn disk_full(&self) {
         let _ = (&self.0).write_all(b"limit: disk\n");
+    }
+
+    /// Reports something the script was denied.
+    fn denied(&self, denial: &Denial) {
+        let line = match denial {
+            Denial::Program(name) => format!("denied: program {name}\n"),
+        };
+        let _ = (&self.0).write_all(line.as_bytes());
     }
 }
 
@@ -181,12 +191,16 @@ fn wait_and_exit(init: libc::pid_t, result: OwnedFd) -> ! {
 /// `OUT_DIR` back.
 fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
     let started = enter_view(spec).and_then(|disk| {
+        let recorder = ExecRecorder::install()
+            .context("failed to record the programs the build script runs")?;
+        // Blocked before the fork, so that no exit is missed; see `wait_for`.
+        set_child_signals(libc::SIG_BLOCK)?;
         let script = fork().context("failed to start the build script")?;
-        Ok((disk, script))
+        Ok((disk, recorder, script))
     });
-    let (disk, script) = match started {
-        Ok((_, 0)) => {
-            if let Err(e) = confine(spec) {
+    let (disk, mut recorder, script) = match started {
+        Ok((_, _, 0)) => {
+            if let Err(e) = set_child_signals(libc::SIG_UNBLOCK).and_then(|()| confine(spec)) {
                 status.error(&e);
                 std::process::exit(EXIT_SETUP_FAILED);
             }
@@ -201,14 +215,10 @@ fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
             std::process::exit(EXIT_SETUP_FAILED);
         }
     };
-    let script_status = loop {
-        let mut raw = 0;
-        // SAFETY: a plain system call.
-        let pid = unsafe { libc::waitpid(-1, &mut raw, 0) };
-        if pid == script {
-            break raw;
-        }
-        if pid < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+    let script_status = match wait_for(script, &mut recorder) {
+        Ok(status) => status,
+        Err(e) => {
+            status.error(&e);
             std::process::exit(EXIT_SETUP_FAILED);
         }
     };
@@ -227,8 +237,95 @@ fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
         status.error(&e);
         std::process::exit(EXIT_SETUP_FAILED);
     }
+    for denial in recorder.missing() {
+        status.denied(&denial);
+    }
     let _ = File::from(result).write_all(&script_status.to_ne_bytes());
     std::process::exit(0)
+}
+
+/// Reaps processes until `script` exits, serving the recorder's calls
+/// meanwhile; returns the script's wait status. `SIGCHLD` is blocked and read
+/// from a `signalfd`, so that init sleeps in one `poll` for both.
+fn wait_for(script: libc::pid_t, recorder: &mut ExecRecorder) -> anyhow::Result<i32> {
+    let mask = child_signals();
+    // SAFETY: `mask` is an initialized signal set.
+    let signals = unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC) };
+    check(signals).context("failed to wait for the build script")?;
+    // SAFETY: a new descriptor, owned by nothing else.
+    let signals = unsafe { OwnedFd::from_raw_fd(signals) };
+    loop {
+        loop {
+            let mut raw = 0;
+            // SAFETY: a plain system call.
+            let pid = unsafe { libc::waitpid(-1, &mut raw, libc::WNOHANG) };
+            if pid == script {
+                return Ok(raw);
+            }
+            if pid == 0 {
+                break;
+            }
+            if pid < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(
+                        anyhow::Error::new(e).context("failed to wait for the build script")
+                    );
+                }
+            }
+        }
+        let mut polled = [
+            libc::pollfd {
+                fd: signals.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: recorder.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `polled` is an array of two `pollfd`s.
+        if unsafe { libc::poll(polled.as_mut_ptr(), 2, -1) } < 0 {
+            continue;
+        }
+        if polled[1].revents & libc::POLLIN != 0 {
+            recorder.serve();
+        }
+        if polled[0].revents & libc::POLLIN != 0 {
+            // SAFETY: `signalfd_siginfo` is plain data.
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            // SAFETY: reads at most `size_of_val(&info)` bytes into `info`.
+            unsafe {
+                libc::read(
+                    signals.as_raw_fd(),
+                    (&raw mut info).cast(),
+                    std::mem::size_of_val(&info),
+                )
+            };
+        }
+    }
+}
+
+/// The signal set of `SIGCHLD`.
+fn child_signals() -> libc::sigset_t {
+    // SAFETY: `sigemptyset` initializes the set before `sigaddset` uses it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        set
+    }
+}
+
+/// Blocks or unblocks `SIGCHLD` (`how`); the mask survives `fork` and `execve`.
+fn set_child_signals(how: libc::c_int) -> anyhow::Result<()> {
+    let set = child_signals();
+    // SAFETY: `set` is an initialized signal set.
+    let result = unsafe { libc::sigprocmask(how, &set, std::ptr::null_mut()) };
+    check(result).context("failed to set the signal mask of init")?;
+    Ok(())
 }
 
 /// Ties init to the helper and replaces its filesystem with the view.

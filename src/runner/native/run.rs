@@ -24,9 +24,12 @@ use super::kernel;
 use super::spec::{ConfinementSpec, DEFAULT_PROCESSES, PathAccess};
 use super::sys::{check, pipe};
 use super::tokens::TokenRelay;
+use crate::Denial;
 use crate::policy::display_size;
 use crate::runner::stream::{Watchdog, stream_output};
-use crate::runner::{Invocation, LimitKind, LineCallback, RunError, SandboxRunner, reset_temp_dir};
+use crate::runner::{
+    Denials, Invocation, LimitKind, LineCallback, RunError, SandboxRunner, reset_temp_dir,
+};
 use crate::{EffectivePolicy, RunnerKind, Weakening};
 
 /// Runs build scripts confined by namespaces, landlock and seccomp.
@@ -155,6 +158,9 @@ impl SandboxRunner for NativeRunner {
             .read_to_string(&mut report)
             .context("failed to read the report of the sandbox helper")
             .map_err(RunError::Sandbox)?;
+        if let Some(denials) = invocation.denials {
+            record_denials(&report, denials);
+        }
         let result = interpret(&report, result, &helper, spec.disk.bytes);
         blame(result, &cgroups)
     }
@@ -193,6 +199,16 @@ fn helper_path() -> anyhow::Result<std::path::PathBuf> {
         );
     }
     Ok(helper)
+}
+
+/// Records the denials init reported (`denied: program <name>`).
+fn record_denials(report: &str, denials: &Denials) {
+    let programs = report
+        .lines()
+        .filter_map(|line| line.strip_prefix("denied: program "));
+    for denial in programs.filter_map(Denial::program) {
+        denials.record(denial);
+    }
 }
 
 /// Combines the helper's report with the result of streaming; a script that

@@ -510,6 +510,7 @@ mod tests {
             jobserver: None,
             rustc_sysroot: None,
             policy,
+            denials: None,
         };
         ConfinementSpec::resolve(&invocation)
     }
@@ -627,6 +628,7 @@ mod tests {
             jobserver: None,
             rustc_sysroot,
             policy: &policy,
+            denials: None,
         };
         let spec = ConfinementSpec::resolve(&invocation(Some(&sysroot))).unwrap();
         assert_eq!(spec.paths[&sysroot], PathAccess::READ_EXECUTE);

@@ -203,6 +203,7 @@ impl Package {
             jobserver: None,
             rustc_sysroot: None,
             policy: &policy,
+            denials: None,
         };
         let mut lines = Vec::new();
         let result = WasmtimeRunner::default().run(
@@ -465,6 +466,7 @@ fn a_failing_callback_still_drains_the_guest() {
         jobserver: None,
         rustc_sysroot: None,
         policy: &policy,
+        denials: None,
     };
     let mut seen = 0;
     let result = WasmtimeRunner::default().run(

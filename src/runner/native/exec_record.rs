@@ -1,0 +1,218 @@
+//! Recording the programs a build script tried to run and did not find.
+//!
+//! A script's view holds only what its policy grants, so a program it was not
+//! granted is simply absent: `execve` fails with `ENOENT`, and the script says
+//! so in its own words, if at all. To name the grant that would have helped
+//! without believing the script's output, init installs on itself, before it
+//! forks the script, a seccomp filter that turns every `execve` and `execveat`
+//! into a user notification (`seccomp_unotify(2)`); the script and everything
+//! it starts inherit it. While it waits for the script, init serves the
+//! notifications: it reads the path from the calling process's memory, looks
+//! it up in the view (init shares the script's mount namespace, outside its
+//! landlock domain) and lets the call continue unchanged
+//! (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). The recorder decides nothing.
+//!
+//! A program counts as missing when no call for its file name found a file:
+//! the tries of `execvp` along `PATH` before the one that works are not
+//! denials. The script chooses which names it asks for, as it chooses its
+//! output, but Cargo gets file names checked by [`Denial::program`], never
+//! text of the script's to print.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::Denial;
+
+/// `AUDIT_ARCH_*` of the architecture the filter lets through to its checks.
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xc000_00b7;
+
+/// `SECCOMP_IOCTL_NOTIF_RECV`, `_SEND` and `_ID_VALID` from
+/// `linux/seccomp.h` (`_IOWR('!', 0, struct seccomp_notif)` and so on), which
+/// the `libc` of Cargo's lockfile does not have yet.
+const NOTIF_RECV: u64 = 0xc050_2100;
+const NOTIF_SEND: u64 = 0xc018_2101;
+const NOTIF_ID_VALID: u64 = 0x4008_2102;
+
+/// The most names kept of each kind; a script that tries more gets no more.
+const MAX_NAMES: usize = 64;
+
+/// The longest path read from a calling process (`PATH_MAX`).
+const MAX_PATH: usize = 4096;
+
+/// init's end of the notifications, and what they told so far.
+pub(super) struct ExecRecorder {
+    listener: OwnedFd,
+    missing: BTreeSet<String>,
+    found: BTreeSet<String>,
+}
+
+impl ExecRecorder {
+    /// Installs the filter on the calling process; its children inherit it.
+    pub(super) fn install() -> io::Result<ExecRecorder> {
+        let filter = filter();
+        let program = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr().cast_mut(),
+        };
+        // SAFETY: `program` points to `filter`, which outlives the call.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                &program,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ExecRecorder {
+            // SAFETY: the kernel returned a new descriptor, owned by nothing else.
+            listener: unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
+            missing: BTreeSet::new(),
+            found: BTreeSet::new(),
+        })
+    }
+
+    /// The descriptor to poll: readable when a call waits.
+    pub(super) fn fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
+    }
+
+    /// Takes one waiting call, records it and lets it continue.
+    pub(super) fn serve(&mut self) {
+        // SAFETY: `seccomp_notif` is plain data; the kernel wants it zeroed.
+        let mut call: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        // SAFETY: `call` is a valid `seccomp_notif` for the kernel to fill.
+        if unsafe { libc::ioctl(self.fd(), NOTIF_RECV as _, &mut call) } != 0 {
+            // The caller died meanwhile, or a signal came.
+            return;
+        }
+        if let Some((name, exists)) = self.look_up(&call) {
+            let names = match exists {
+                true => &mut self.found,
+                false => &mut self.missing,
+            };
+            if names.len() < MAX_NAMES {
+                names.insert(name);
+            }
+        }
+        let mut response = libc::seccomp_notif_resp {
+            id: call.id,
+            val: 0,
+            error: 0,
+            flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        };
+        // SAFETY: `response` is a valid `seccomp_notif_resp`. A failure means
+        // the caller is gone.
+        unsafe { libc::ioctl(self.fd(), NOTIF_SEND as _, &mut response) };
+    }
+
+    /// The programs no call found, as recordable denials.
+    pub(super) fn missing(&self) -> impl Iterator<Item = Denial> + '_ {
+        (self.missing.difference(&self.found)).filter_map(|name| Denial::program(name))
+    }
+
+    /// The file name `call` executes and whether it exists in the view.
+    fn look_up(&self, call: &libc::seccomp_notif) -> Option<(String, bool)> {
+        let args = call.data.args;
+        let (dir_fd, address) = match i64::from(call.data.nr) {
+            libc::SYS_execve => (libc::AT_FDCWD, args[0]),
+            libc::SYS_execveat => (args[0] as i32, args[1]),
+            _ => return None,
+        };
+        let path = PathBuf::from(read_c_string(call.pid, address)?);
+        // The process may have died and its id been reused while reading.
+        // SAFETY: `call.id` is a plain `u64` the kernel reads.
+        if unsafe { libc::ioctl(self.fd(), NOTIF_ID_VALID as _, &call.id) } != 0 {
+            return None;
+        }
+        let name = path.file_name()?.to_str()?.to_owned();
+        let process = Path::new("/proc").join(call.pid.to_string());
+        let resolved = match (path.is_absolute(), dir_fd) {
+            (true, _) => path,
+            (false, libc::AT_FDCWD) => process.join("cwd").join(path),
+            (false, dir) => process.join("fd").join(dir.to_string()).join(path),
+        };
+        Some((name, resolved.metadata().is_ok()))
+    }
+}
+
+/// The NUL-terminated string at `address` in process `pid`, read a page at a
+/// time so that a string ending before an unmapped page is read whole.
+fn read_c_string(pid: u32, address: u64) -> Option<OsString> {
+    let memory = File::open(format!("/proc/{pid}/mem")).ok()?;
+    let mut bytes = Vec::new();
+    let mut at = address;
+    while bytes.len() < MAX_PATH {
+        let mut page = [0; 4096];
+        let until_page_end = 4096 - (at % 4096) as usize;
+        let read = memory.read_at(&mut page[..until_page_end], at).ok()?;
+        if read == 0 {
+            return None;
+        }
+        if let Some(end) = page[..read].iter().position(|&b| b == 0) {
+            bytes.extend_from_slice(&page[..end]);
+            return Some(OsString::from_vec(bytes));
+        }
+        bytes.extend_from_slice(&page[..read]);
+        at += read as u64;
+    }
+    None
+}
+
+/// `execve` and `execveat` of this architecture notify; everything else,
+/// other architectures' calls included (the other filters refuse those), is
+/// allowed. `seccompiler` has no user notifications, so this short program is
+/// written out.
+fn filter() -> Vec<libc::sock_filter> {
+    use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+
+    /// The offsets of `nr` and `arch` in `struct seccomp_data`.
+    const NR: u32 = 0;
+    const ARCH: u32 = 4;
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        // The instruction codes fit in 16 bits.
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    vec![
+        op(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARCH),
+        op(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, AUDIT_ARCH),
+        op(BPF_LD | BPF_W | BPF_ABS, 0, 0, NR),
+        op(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, libc::SYS_execve as u32),
+        op(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, libc::SYS_execveat as u32),
+        op(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+        op(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_USER_NOTIF),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_ioctl_numbers_are_the_kernels() {
+        assert_eq!(
+            super::NOTIF_RECV as libc::Ioctl,
+            libc::SECCOMP_IOCTL_NOTIF_RECV
+        );
+        assert_eq!(
+            super::NOTIF_SEND as libc::Ioctl,
+            libc::SECCOMP_IOCTL_NOTIF_SEND
+        );
+        assert_eq!(
+            super::NOTIF_ID_VALID as libc::Ioctl,
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID
+        );
+    }
+}

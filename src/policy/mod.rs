@@ -209,6 +209,7 @@ struct LimitsForm {
     time: Option<String>,
     memory: Option<String>,
     output: Option<String>,
+    disk: Option<String>,
 }
 
 impl Request {
@@ -232,6 +233,7 @@ impl Request {
                 time: self.limits.time.map(display_duration),
                 memory: self.limits.memory.map(display_size),
                 output: self.limits.output.map(display_size),
+                disk: self.limits.disk.map(display_size),
             },
         }
     }
@@ -272,6 +274,7 @@ impl Request {
             ("time", form.limits.time),
             ("memory", form.limits.memory),
             ("output", form.limits.output),
+            ("disk", form.limits.disk),
         ] {
             if let Some(limit) = limit {
                 limits.insert(key, limit.into());
@@ -949,7 +952,7 @@ presets = ["rustc-probe", "cc"]
 clock = true
 random = true
 linker-plugins = true
-limits = { time = "1500ms", memory = "1GiB", output = "16MiB" }
+limits = { time = "1500ms", memory = "1GiB", output = "16MiB", disk = "2GiB" }
 "#;
 
     #[test]
@@ -970,7 +973,7 @@ limits = { time = "1500ms", memory = "1GiB", output = "16MiB" }
             serde_json::json!({
                 "runner": null, "read": [], "write": [], "env": ["CC"], "run": [], "net": [],
                 "presets": [], "clock": true, "random": false, "linker-plugins": false,
-                "limits": {"time": null, "memory": null, "output": null},
+                "limits": {"time": null, "memory": null, "output": null, "disk": null},
             })
         );
         let json = serde_json::to_value(parse(EVERY_KEY).unwrap()).unwrap();

@@ -23,7 +23,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::{Denial, EffectivePolicy, Preset, Program, Request};
+use std::net::IpAddr;
+
+use crate::{Denial, EffectivePolicy, NetTarget, Preset, Program, Request};
 
 /// Error texts of a denied file access: Linux's `EACCES`, `EPERM` and WASI's
 /// `ENOTCAPABLE`, as Rust and C print them. WASI's errno number (76) is not
@@ -63,6 +65,24 @@ pub fn suggest_grant(
                 }
                 None => {}
             },
+            // Name lookups connect to port 53 without the script asking for
+            // a resolver: a host-name grant is what they need.
+            Denial::Connection(address) if address.port() == 53 => {}
+            Denial::Connection(address) => {
+                let granted = (policy.granted.net.iter()).any(|target| {
+                    target.port == address.port()
+                        && target
+                            .host
+                            .parse()
+                            .map_or(true, |ip: IpAddr| ip == address.ip())
+                });
+                if !granted {
+                    grant.net.insert(NetTarget {
+                        host: address.ip().to_string(),
+                        port: address.port(),
+                    });
+                }
+            }
         }
     }
     grant
@@ -71,7 +91,7 @@ pub fn suggest_grant(
     grant
         .run
         .retain(|program| !policy.granted.run.contains(program));
-    if grant.presets.is_empty() && grant.run.is_empty() {
+    if grant.presets.is_empty() && grant.run.is_empty() && grant.net.is_empty() {
         return denied_path(policy, output);
     }
     Some(grant)
@@ -264,5 +284,22 @@ mod tests {
         assert_eq!(grant.run, BTreeSet::from([Program::Name("sh".into())]));
         let nowhere = [Denial::Program("no-such-program-anywhere".into())];
         assert_eq!(suggest_grant(&policy(), &failed(""), &nowhere), None);
+    }
+
+    #[test]
+    fn a_recorded_connection_suggests_its_address_unless_granted() {
+        let denials = [
+            Denial::Connection("192.0.2.7:443".parse().unwrap()),
+            Denial::Connection("127.0.0.53:53".parse().unwrap()),
+        ];
+        let grant = suggest_grant(&policy(), &failed(""), &denials).unwrap();
+        let expected = NetTarget {
+            host: "192.0.2.7".into(),
+            port: 443,
+        };
+        assert_eq!(grant.net, BTreeSet::from([expected.clone()]));
+        let mut granted = policy();
+        granted.granted.net.insert(expected);
+        assert_eq!(suggest_grant(&granted, &failed(""), &denials), None);
     }
 }

@@ -502,6 +502,9 @@ pub enum Denial {
     /// A program the script tried to run that its sandbox does not hold:
     /// its file name, as the script named it.
     Program(String),
+    /// An address the script tried to connect to (the runner saw the
+    /// attempt; whether the policy allows it is for the hint to tell).
+    Connection(std::net::SocketAddr),
 }
 
 impl Denial {

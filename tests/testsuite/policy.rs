@@ -614,6 +614,58 @@ presets = ["cc"]
     p.cargo_sandboxed(Some("native"), "build").run();
 }
 
+/// The `native` runner records the addresses a script connects to, and the
+/// hint grants the one the policy does not.
+#[cargo_test]
+fn a_denied_connection_is_hinted_with_its_address() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let p = project()
+        .file(
+            "Cargo.toml",
+            r#"
+            [package]
+            name = "foo"
+            version = "0.1.0"
+            edition = "2021"
+            "#,
+        )
+        .file("src/lib.rs", "")
+        .file(
+            "build.rs",
+            &format!(
+                r#"
+                fn main() {{
+                    std::net::TcpStream::connect("127.0.0.1:{port}").unwrap();
+                }}
+                "#
+            ),
+        )
+        .build();
+
+    p.cargo_sandboxed(Some("native"), "build")
+        .with_status(101)
+        .with_stderr_data(format!(
+            "\
+[COMPILING] foo v0.1.0 ([ROOT]/foo)
+[ERROR] failed to run custom build command for `foo v0.1.0 ([ROOT]/foo)`
+[NOTE] the build script ran in the `native` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp])
+[HELP] the sandbox may have denied `net = [\"127.0.0.1:{port}\"]`; if the build script needs it, grant it in `.cargo/config.toml`:
+
+[build-sandbox.allow.foo]
+net = [\"127.0.0.1:{port}\"]
+...
+"
+        ))
+        .run();
+    // The suggested grant, applied, lets the script connect.
+    p.change_file(
+        ".cargo/config.toml",
+        &format!("[build-sandbox.allow.foo]\nnet = [\"127.0.0.1:{port}\"]\n"),
+    );
+    p.cargo_sandboxed(Some("native"), "build").run();
+}
+
 /// An object file with `CANARY-linker-script` in its `.comment` section, which
 /// the linker keeps, made by `cc` at `root/secret.o`.
 fn secret_object() -> std::path::PathBuf {

@@ -61,8 +61,8 @@ use landlock::{
 };
 
 use super::disk::Disk;
-use super::exec_record::ExecRecorder;
 use super::kernel::landlock_ruleset;
+use super::record::Recorder;
 use super::spec::{ConfinementSpec, Network, PathAccess};
 use super::sys::{check, pipe};
 use super::{cgroup, seccomp, view};
@@ -127,6 +127,7 @@ impl Status {
     fn denied(&self, denial: &Denial) {
         let line = match denial {
             Denial::Program(name) => format!("denied: program {name}\n"),
+            Denial::Connection(address) => format!("denied: connect {address}\n"),
         };
         let _ = (&self.0).write_all(line.as_bytes());
     }
@@ -191,8 +192,8 @@ fn wait_and_exit(init: libc::pid_t, result: OwnedFd) -> ! {
 /// `OUT_DIR` back.
 fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
     let started = enter_view(spec).and_then(|disk| {
-        let recorder = ExecRecorder::install()
-            .context("failed to record the programs the build script runs")?;
+        let recorder = Recorder::install()
+            .context("failed to record what the build script runs and connects to")?;
         // Blocked before the fork, so that no exit is missed; see `wait_for`.
         set_child_signals(libc::SIG_BLOCK)?;
         let script = fork().context("failed to start the build script")?;
@@ -237,7 +238,7 @@ fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
         status.error(&e);
         std::process::exit(EXIT_SETUP_FAILED);
     }
-    for denial in recorder.missing() {
+    for denial in recorder.denials() {
         status.denied(&denial);
     }
     let _ = File::from(result).write_all(&script_status.to_ne_bytes());
@@ -247,7 +248,7 @@ fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
 /// Reaps processes until `script` exits, serving the recorder's calls
 /// meanwhile; returns the script's wait status. `SIGCHLD` is blocked and read
 /// from a `signalfd`, so that init sleeps in one `poll` for both.
-fn wait_for(script: libc::pid_t, recorder: &mut ExecRecorder) -> anyhow::Result<i32> {
+fn wait_for(script: libc::pid_t, recorder: &mut Recorder) -> anyhow::Result<i32> {
     let mask = child_signals();
     // SAFETY: `mask` is an initialized signal set.
     let signals = unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC) };

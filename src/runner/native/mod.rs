@@ -41,11 +41,11 @@ mod cgroup;
 #[cfg(target_os = "linux")]
 mod disk;
 #[cfg(target_os = "linux")]
-mod exec_record;
-#[cfg(target_os = "linux")]
 mod helper;
 #[cfg(target_os = "linux")]
 mod kernel;
+#[cfg(target_os = "linux")]
+mod record;
 #[cfg(target_os = "linux")]
 mod run;
 #[cfg(target_os = "linux")]

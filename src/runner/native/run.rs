@@ -201,13 +201,20 @@ fn helper_path() -> anyhow::Result<std::path::PathBuf> {
     Ok(helper)
 }
 
-/// Records the denials init reported (`denied: program <name>`).
+/// Records the denials init reported (`denied: program <name>`,
+/// `denied: connect <address>`).
 fn record_denials(report: &str, denials: &Denials) {
-    let programs = report
-        .lines()
-        .filter_map(|line| line.strip_prefix("denied: program "));
-    for denial in programs.filter_map(Denial::program) {
-        denials.record(denial);
+    for line in report.lines() {
+        let denial = if let Some(name) = line.strip_prefix("denied: program ") {
+            Denial::program(name)
+        } else if let Some(address) = line.strip_prefix("denied: connect ") {
+            address.parse().ok().map(Denial::Connection)
+        } else {
+            None
+        };
+        if let Some(denial) = denial {
+            denials.record(denial);
+        }
     }
 }
 

@@ -1,27 +1,31 @@
-//! Recording the programs a build script tried to run and did not find.
+//! Recording what a build script tried that its sandbox does not allow.
 //!
 //! A script's view holds only what its policy grants, so a program it was not
 //! granted is simply absent: `execve` fails with `ENOENT`, and the script says
-//! so in its own words, if at all. To name the grant that would have helped
-//! without believing the script's output, init installs on itself, before it
-//! forks the script, a seccomp filter that turns every `execve` and `execveat`
-//! into a user notification (`seccomp_unotify(2)`); the script and everything
-//! it starts inherit it. While it waits for the script, init serves the
-//! notifications: it reads the path from the calling process's memory, looks
-//! it up in the view (init shares the script's mount namespace, outside its
-//! landlock domain) and lets the call continue unchanged
-//! (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). The recorder decides nothing.
+//! so in its own words, if at all; a connection it was not granted fails with
+//! `ENETUNREACH` or `EACCES`. To name the grant that would have helped without
+//! believing the script's output, init installs on itself, before it forks the
+//! script, a seccomp filter that turns every `execve`, `execveat` and
+//! `connect` into a user notification (`seccomp_unotify(2)`); the script and
+//! everything it starts inherit it. While it waits for the script, init serves
+//! the notifications: it reads the path or address from the calling process's
+//! memory, looks a path up in the view (init shares the script's mount
+//! namespace, outside its landlock domain) and lets the call continue
+//! unchanged (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). The recorder decides
+//! nothing.
 //!
 //! A program counts as missing when no call for its file name found a file:
 //! the tries of `execvp` along `PATH` before the one that works are not
-//! denials. The script chooses which names it asks for, as it chooses its
-//! output, but Cargo gets file names checked by [`Denial::program`], never
-//! text of the script's to print.
+//! denials. Every IPv4 and IPv6 address connected to is recorded; the hint
+//! leaves out what the policy grants. The script chooses what it asks for, as
+//! it chooses its output, but Cargo gets file names checked by
+//! [`Denial::program`] and addresses, never text of the script's to print.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::FileExt;
@@ -49,15 +53,16 @@ const MAX_NAMES: usize = 64;
 const MAX_PATH: usize = 4096;
 
 /// init's end of the notifications, and what they told so far.
-pub(super) struct ExecRecorder {
+pub(super) struct Recorder {
     listener: OwnedFd,
     missing: BTreeSet<String>,
     found: BTreeSet<String>,
+    connections: BTreeSet<SocketAddr>,
 }
 
-impl ExecRecorder {
+impl Recorder {
     /// Installs the filter on the calling process; its children inherit it.
-    pub(super) fn install() -> io::Result<ExecRecorder> {
+    pub(super) fn install() -> io::Result<Recorder> {
         let filter = filter();
         let program = libc::sock_fprog {
             len: filter.len() as u16,
@@ -75,11 +80,12 @@ impl ExecRecorder {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(ExecRecorder {
+        Ok(Recorder {
             // SAFETY: the kernel returned a new descriptor, owned by nothing else.
             listener: unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
             missing: BTreeSet::new(),
             found: BTreeSet::new(),
+            connections: BTreeSet::new(),
         })
     }
 
@@ -97,7 +103,14 @@ impl ExecRecorder {
             // The caller died meanwhile, or a signal came.
             return;
         }
-        if let Some((name, exists)) = self.look_up(&call) {
+        if i64::from(call.data.nr) == libc::SYS_connect {
+            if let Some(address) = connected_to(&call)
+                && self.is_valid(&call)
+                && self.connections.len() < MAX_NAMES
+            {
+                self.connections.insert(address);
+            }
+        } else if let Some((name, exists)) = self.look_up(&call) {
             let names = match exists {
                 true => &mut self.found,
                 false => &mut self.missing,
@@ -117,9 +130,18 @@ impl ExecRecorder {
         unsafe { libc::ioctl(self.fd(), NOTIF_SEND as _, &mut response) };
     }
 
-    /// The programs no call found, as recordable denials.
-    pub(super) fn missing(&self) -> impl Iterator<Item = Denial> + '_ {
-        (self.missing.difference(&self.found)).filter_map(|name| Denial::program(name))
+    /// The programs no call found and the addresses connected to.
+    pub(super) fn denials(&self) -> impl Iterator<Item = Denial> + '_ {
+        let programs = self.missing.difference(&self.found);
+        (programs.filter_map(|name| Denial::program(name)))
+            .chain(self.connections.iter().copied().map(Denial::Connection))
+    }
+
+    /// Whether `call` still waits: its process did not die, its id was not
+    /// reused, while init read its memory.
+    fn is_valid(&self, call: &libc::seccomp_notif) -> bool {
+        // SAFETY: `call.id` is a plain `u64` the kernel reads.
+        unsafe { libc::ioctl(self.fd(), NOTIF_ID_VALID as _, &call.id) == 0 }
     }
 
     /// The file name `call` executes and whether it exists in the view.
@@ -131,9 +153,7 @@ impl ExecRecorder {
             _ => return None,
         };
         let path = PathBuf::from(read_c_string(call.pid, address)?);
-        // The process may have died and its id been reused while reading.
-        // SAFETY: `call.id` is a plain `u64` the kernel reads.
-        if unsafe { libc::ioctl(self.fd(), NOTIF_ID_VALID as _, &call.id) } != 0 {
+        if !self.is_valid(call) {
             return None;
         }
         let name = path.file_name()?.to_str()?.to_owned();
@@ -144,6 +164,28 @@ impl ExecRecorder {
             (false, dir) => process.join("fd").join(dir.to_string()).join(path),
         };
         Some((name, resolved.metadata().is_ok()))
+    }
+}
+
+/// The IPv4 or IPv6 address of a `connect(fd, address, length)` call.
+fn connected_to(call: &libc::seccomp_notif) -> Option<SocketAddr> {
+    let [_, address, length, ..] = call.data.args;
+    let mut bytes = [0u8; 28];
+    let length = usize::try_from(length).ok()?.min(bytes.len());
+    let memory = File::open(format!("/proc/{}/mem", call.pid)).ok()?;
+    memory.read_exact_at(&mut bytes[..length], address).ok()?;
+    let family = i32::from(u16::from_ne_bytes([bytes[0], bytes[1]]));
+    let port = u16::from_be_bytes([bytes[2], bytes[3]]);
+    match family {
+        libc::AF_INET if length >= 8 => {
+            let ip = Ipv4Addr::new(bytes[4], bytes[5], bytes[6], bytes[7]);
+            Some(SocketAddr::new(ip.into(), port))
+        }
+        libc::AF_INET6 if length >= 24 => {
+            let ip: [u8; 16] = bytes[8..24].try_into().ok()?;
+            Some(SocketAddr::new(Ipv6Addr::from(ip).into(), port))
+        }
+        _ => None,
     }
 }
 
@@ -170,7 +212,7 @@ fn read_c_string(pid: u32, address: u64) -> Option<OsString> {
     None
 }
 
-/// `execve` and `execveat` of this architecture notify; everything else,
+/// `execve`, `execveat` and `connect` of this architecture notify; everything else,
 /// other architectures' calls included (the other filters refuse those), is
 /// allowed. `seccompiler` has no user notifications, so this short program is
 /// written out.
@@ -189,10 +231,11 @@ fn filter() -> Vec<libc::sock_filter> {
     };
     vec![
         op(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARCH),
-        op(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, AUDIT_ARCH),
+        op(BPF_JMP | BPF_JEQ | BPF_K, 0, 4, AUDIT_ARCH),
         op(BPF_LD | BPF_W | BPF_ABS, 0, 0, NR),
-        op(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, libc::SYS_execve as u32),
-        op(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, libc::SYS_execveat as u32),
+        op(BPF_JMP | BPF_JEQ | BPF_K, 3, 0, libc::SYS_execve as u32),
+        op(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, libc::SYS_execveat as u32),
+        op(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, libc::SYS_connect as u32),
         op(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
         op(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_USER_NOTIF),
     ]

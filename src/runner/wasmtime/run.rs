@@ -4,9 +4,9 @@ use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{ExitStatus, Output};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -95,7 +95,7 @@ pub(super) fn run(
     let worker = thread::Builder::new()
         .name("build-script".into())
         .spawn(move || {
-            let ending = run_guest(&mut store, &linker, &component, &output);
+            let ending = run_guest(&mut store, linker, &component, &output);
             drop(store);
             output.finish(ending);
         })
@@ -220,10 +220,19 @@ fn run_guest(
 }
 
 /// WASI 0.2 for a command (with `exit-with-code`, stable since WASI 0.2.12, so
-/// that a guest calling it keeps its exit code).
-fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<Guest>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    disk::add_to_linker(&mut linker)?;
-    Ok(linker)
+/// that a guest calling it keeps its exit code), with the disk limit's calls.
+/// Made once per process, for the process-wide engine: defining its few
+/// hundred functions is a cost every run would otherwise pay.
+fn linker(engine: &'static wasmtime::Engine) -> anyhow::Result<&'static Linker<Guest>> {
+    static LINKER: OnceLock<Result<Linker<Guest>, String>> = OnceLock::new();
+    LINKER
+        .get_or_init(|| {
+            let mut linker = Linker::new(engine);
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+                .and_then(|()| disk::add_to_linker(&mut linker))
+                .map_err(|e| format!("{e:#}"))?;
+            Ok(linker)
+        })
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("failed to define WASI for the build script: {e}"))
 }

@@ -25,6 +25,7 @@ use std::process::Output;
 
 use std::net::IpAddr;
 
+use crate::policy::find_program;
 use crate::{Denial, EffectivePolicy, NetTarget, Preset, Program, Request};
 
 /// Error texts of a denied file access: Linux's `EACCES`, `EPERM` and WASI's
@@ -60,7 +61,7 @@ pub fn suggest_grant(
                     grant.presets.insert(preset);
                 }
                 // A program that is nowhere on the host was not denied.
-                None if which(name).is_some() => {
+                None if find_program(Path::new(name)).is_ok() => {
                     grant.run.insert(Program::Name(name.clone()));
                 }
                 None => {}
@@ -95,14 +96,6 @@ pub fn suggest_grant(
         return denied_path(policy, output);
     }
     Some(grant)
-}
-
-/// The file `name` is on the host's `PATH`, if it is.
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
 }
 
 /// The grant for the first path outside the policy that a line of the

@@ -525,6 +525,38 @@ impl Denial {
     }
 }
 
+/// Finds an executable: a bare name on Cargo's `PATH`, or a path that must exist.
+pub(crate) fn find_program(program: &Path) -> anyhow::Result<PathBuf> {
+    let is_executable = |path: &Path| {
+        std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && has_execute_bits(&meta))
+    };
+    if program.components().count() > 1 {
+        if is_executable(program) {
+            return Ok(program.to_owned());
+        }
+        anyhow::bail!(
+            "`{}` does not exist or is not executable",
+            program.display()
+        );
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_absolute() && is_executable(candidate))
+        .ok_or_else(|| anyhow::anyhow!("`{}` is not on `PATH`", program.display()))
+}
+
+#[cfg(unix)]
+fn has_execute_bits(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn has_execute_bits(_: &std::fs::Metadata) -> bool {
+    true
+}
+
 /// A named bundle of capabilities for a common kind of build script.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Preset {

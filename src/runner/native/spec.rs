@@ -25,16 +25,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs;
 use std::net::IpAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::disk::DiskLimit;
 use super::kernel::LANDLOCK_ABI;
+use crate::policy::find_program;
 use crate::runner::Invocation;
 use crate::{DEFAULT_DISK_LIMIT, EnvPattern, Preset, Program};
 
@@ -371,28 +371,6 @@ impl ConfinementSpec {
             self.grant(Path::new(path), access);
         }
     }
-}
-
-/// Finds an executable: a bare name on Cargo's `PATH`, or a path that must exist.
-fn find_program(program: &Path) -> anyhow::Result<PathBuf> {
-    let is_executable = |path: &Path| {
-        fs::metadata(path)
-            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-    };
-    if program.components().count() > 1 {
-        if is_executable(program) {
-            return Ok(program.to_owned());
-        }
-        bail!(
-            "`{}` does not exist or is not executable",
-            program.display()
-        );
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_absolute() && is_executable(candidate))
-        .ok_or_else(|| anyhow::anyhow!("`{}` is not on `PATH`", program.display()))
 }
 
 /// The sysroot of `rustc`, from `rustc --print sysroot`, once per compiler and process.

@@ -31,13 +31,8 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::seccomp::{AUDIT_ARCH, SECCOMP_DATA_ARCH, SECCOMP_DATA_NR, bpf};
 use crate::Denial;
-
-/// `AUDIT_ARCH_*` of the architecture the filter lets through to its checks.
-#[cfg(target_arch = "x86_64")]
-const AUDIT_ARCH: u32 = 0xc000_003e;
-#[cfg(target_arch = "aarch64")]
-const AUDIT_ARCH: u32 = 0xc000_00b7;
 
 /// `SECCOMP_IOCTL_NOTIF_RECV`, `_SEND` and `_ID_VALID` from
 /// `linux/seccomp.h` (`_IOWR('!', 0, struct seccomp_notif)` and so on), which
@@ -66,7 +61,8 @@ impl Recorder {
         let filter = filter();
         let program = libc::sock_fprog {
             len: filter.len() as u16,
-            filter: filter.as_ptr().cast_mut(),
+            // `seccompiler`'s `sock_filter` is the kernel's, as `libc`'s is.
+            filter: filter.as_ptr().cast::<libc::sock_filter>().cast_mut(),
         };
         // SAFETY: `program` points to `filter`, which outlives the call.
         let fd = unsafe {
@@ -216,28 +212,18 @@ fn read_c_string(pid: u32, address: u64) -> Option<OsString> {
 /// other architectures' calls included (the other filters refuse those), is
 /// allowed. `seccompiler` has no user notifications, so this short program is
 /// written out.
-fn filter() -> Vec<libc::sock_filter> {
+fn filter() -> Vec<seccompiler::sock_filter> {
     use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
 
-    /// The offsets of `nr` and `arch` in `struct seccomp_data`.
-    const NR: u32 = 0;
-    const ARCH: u32 = 4;
-    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
-        // The instruction codes fit in 16 bits.
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
     vec![
-        op(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARCH),
-        op(BPF_JMP | BPF_JEQ | BPF_K, 0, 4, AUDIT_ARCH),
-        op(BPF_LD | BPF_W | BPF_ABS, 0, 0, NR),
-        op(BPF_JMP | BPF_JEQ | BPF_K, 3, 0, libc::SYS_execve as u32),
-        op(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, libc::SYS_execveat as u32),
-        op(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, libc::SYS_connect as u32),
-        op(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-        op(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_USER_NOTIF),
+        bpf(BPF_LD | BPF_W | BPF_ABS, 0, 0, SECCOMP_DATA_ARCH),
+        bpf(BPF_JMP | BPF_JEQ | BPF_K, 0, 4, AUDIT_ARCH),
+        bpf(BPF_LD | BPF_W | BPF_ABS, 0, 0, SECCOMP_DATA_NR),
+        bpf(BPF_JMP | BPF_JEQ | BPF_K, 3, 0, libc::SYS_execve as u32),
+        bpf(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, libc::SYS_execveat as u32),
+        bpf(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, libc::SYS_connect as u32),
+        bpf(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+        bpf(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_USER_NOTIF),
     ]
 }
 

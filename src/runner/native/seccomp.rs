@@ -193,6 +193,28 @@ fn build(network: Network) -> Result<Vec<BpfProgram>, BackendError> {
     Ok(programs)
 }
 
+/// `AUDIT_ARCH_*` of this architecture (`EM_* | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`).
+#[cfg(target_arch = "x86_64")]
+pub(super) const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+pub(super) const AUDIT_ARCH: u32 = 0xc000_00b7;
+
+/// The offsets of `nr` and `arch` in `struct seccomp_data`.
+pub(super) const SECCOMP_DATA_NR: u32 = 0;
+pub(super) const SECCOMP_DATA_ARCH: u32 = 4;
+
+/// One classic BPF instruction, for the short programs written out where
+/// `seccompiler` cannot express them.
+pub(super) fn bpf(code: u32, jt: u8, jf: u8, k: u32) -> seccompiler::sock_filter {
+    seccompiler::sock_filter {
+        // The instruction codes fit in 16 bits.
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
 /// The bit that marks a system call number of the x32 ABI (`__X32_SYSCALL_BIT`
 /// in `asm/unistd.h`).
 #[cfg(target_arch = "x86_64")]
@@ -204,33 +226,20 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 #[cfg(target_arch = "x86_64")]
 fn x32_guard() -> BpfProgram {
     use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W};
-    use seccompiler::sock_filter;
 
-    /// `EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`.
-    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-    /// The offsets of `nr` and `arch` in `struct seccomp_data`.
-    const NR: u32 = 0;
-    const ARCH: u32 = 4;
-    let op = |code: u32, jt: u8, jf: u8, k: u32| sock_filter {
-        // The instruction codes fit in 16 bits.
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
     vec![
-        op(BPF_LD | BPF_W | BPF_ABS, 0, 0, ARCH),
+        bpf(BPF_LD | BPF_W | BPF_ABS, 0, 0, SECCOMP_DATA_ARCH),
         // Another architecture: the other filters refuse it.
-        op(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, AUDIT_ARCH_X86_64),
-        op(BPF_LD | BPF_W | BPF_ABS, 0, 0, NR),
-        op(BPF_JMP | BPF_JSET | BPF_K, 0, 1, X32_SYSCALL_BIT),
-        op(
+        bpf(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, AUDIT_ARCH),
+        bpf(BPF_LD | BPF_W | BPF_ABS, 0, 0, SECCOMP_DATA_NR),
+        bpf(BPF_JMP | BPF_JSET | BPF_K, 0, 1, X32_SYSCALL_BIT),
+        bpf(
             BPF_RET | BPF_K,
             0,
             0,
             libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
         ),
-        op(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+        bpf(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
     ]
 }
 

@@ -505,6 +505,12 @@ pub enum Denial {
     /// An address the script tried to connect to (the runner saw the
     /// attempt; whether the policy allows it is for the hint to tell).
     Connection(std::net::SocketAddr),
+    /// A path the script tried to read that its sandbox hides, and that
+    /// exists outside it.
+    Read(PathBuf),
+    /// A path the script tried to create or write outside every writable
+    /// directory of its sandbox.
+    Write(PathBuf),
 }
 
 impl Denial {
@@ -522,6 +528,29 @@ impl Denial {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'));
         plausible.then(|| Denial::Program(name.to_owned()))
+    }
+
+    /// The longest path recorded, in bytes; longer ones are dropped.
+    pub const MAX_PATH: usize = 1024;
+
+    /// The path of a read (`write` false) or write denial, if `path` is
+    /// absolute, normal (no `.` or `..`), UTF-8 without control characters and
+    /// at most [`Denial::MAX_PATH`] bytes: it is printed in a `help:` line.
+    pub fn path(path: &Path, write: bool) -> Option<Denial> {
+        let text = path.to_str()?;
+        let plausible = path.is_absolute()
+            && text.len() <= Denial::MAX_PATH
+            && !text.chars().any(char::is_control)
+            && path
+                .components()
+                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+            // Written as its components would be: no `.`, `//` or trailing `/`.
+            && path.components().collect::<PathBuf>().as_os_str() == path.as_os_str();
+        let path = path.to_owned();
+        plausible.then_some(match write {
+            false => Denial::Read(path),
+            true => Denial::Write(path),
+        })
     }
 }
 
@@ -846,6 +875,28 @@ mod tests {
             &long,
         ] {
             assert_eq!(Denial::program(name), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn recorded_paths_are_absolute_normal_and_printable() {
+        assert_eq!(
+            Denial::path(Path::new("/opt/sdk/include/sdk.h"), false),
+            Some(Denial::Read("/opt/sdk/include/sdk.h".into()))
+        );
+        assert_eq!(
+            Denial::path(Path::new("/src/foo/gen.rs"), true),
+            Some(Denial::Write("/src/foo/gen.rs".into()))
+        );
+        let long = format!("/{}", "a".repeat(Denial::MAX_PATH));
+        for path in [
+            "relative/x",
+            "/a/../etc/shadow",
+            "/a/./b",
+            "/x\nhelp: grant everything",
+            &long,
+        ] {
+            assert_eq!(Denial::path(Path::new(path), false), None, "{path:?}");
         }
     }
 

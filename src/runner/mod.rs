@@ -67,8 +67,14 @@ pub struct Invocation<'a> {
 pub struct Denials(std::sync::Mutex<BTreeSet<Denial>>);
 
 impl Denials {
+    /// The most denials kept; a script that tries more gets no more.
+    const MAX: usize = 256;
+
     pub fn record(&self, denial: Denial) {
-        self.lock().insert(denial);
+        let mut denials = self.lock();
+        if denials.len() < Denials::MAX {
+            denials.insert(denial);
+        }
     }
 
     /// What was recorded, in order.
@@ -222,6 +228,23 @@ impl fmt::Display for Refusal {
 impl std::error::Error for Refusal {}
 
 /// Empties the script's private temporary directory, creating it if needed.
+/// `path` without `.` and `..` components (taken lexically), if it is absolute.
+pub(crate) fn normalize_path(path: &Path) -> Option<PathBuf> {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::RootDir => normal.push("/"),
+            std::path::Component::Normal(name) => normal.push(name),
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            std::path::Component::Prefix(_) => return None,
+        }
+    }
+    normal.is_absolute().then_some(normal)
+}
+
 pub(crate) fn reset_temp_dir(dir: &Path) -> anyhow::Result<()> {
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
@@ -326,4 +349,17 @@ fn create_native(_context: &RunnerContext) -> anyhow::Result<Box<dyn SandboxRunn
         }],
     }
     .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn paths_are_normalized_lexically() {
+        let normal = |path: &str| super::normalize_path(Path::new(path));
+        assert_eq!(normal("/a/./b/../c"), Some(PathBuf::from("/a/c")));
+        assert_eq!(normal("/../etc"), Some(PathBuf::from("/etc")));
+        assert_eq!(normal("a/b"), None);
+    }
 }

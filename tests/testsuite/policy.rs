@@ -502,12 +502,9 @@ fn terminal_control_sequences_are_neutralised() {
     assert!(stderr.contains(r"[foo 0.0.1] \u{1b}[31mred\u{1b}[0m"));
 }
 
-#[cargo_test]
-fn a_denied_read_is_hinted_with_its_grant() {
-    let data = paths::root().join("shared/data.txt");
-    fs::create_dir_all(data.parent().unwrap()).unwrap();
-    fs::write(&data, "data").unwrap();
-    let p = project()
+/// A package whose build script runs `body` and fails with what it returns.
+fn failing_script(body: &str) -> Project {
+    project()
         .file(
             "Cargo.toml",
             r#"
@@ -521,45 +518,143 @@ fn a_denied_read_is_hinted_with_its_grant() {
         .file(
             "build.rs",
             &format!(
-                r#"
-                fn main() {{
-                    let path = {data:?};
-                    if let Err(e) = std::fs::read_to_string(path) {{
-                        panic!("failed to read `{{path}}`: {{e}}");
-                    }}
-                }}
-                "#
+                "fn main() {{ let result: std::io::Result<()> = {{ {body} }}; result.unwrap(); }}"
             ),
         )
-        .build();
+        .build()
+}
 
-    p.cargo_sandboxed(Some("native"), "build")
+/// What the hint grants for a denied `path` below `[ROOT]`: the path, or
+/// under `wasmtime`, which can only grant directories, its directory.
+fn granted(runner: &str, path: &str) -> String {
+    match runner {
+        "wasmtime" => path.rsplit_once('/').unwrap().0.to_owned(),
+        _ => path.to_owned(),
+    }
+}
+
+/// The runner records the path a script could not read, and the hint grants
+/// exactly that path (its directory under `wasmtime`).
+fn a_denied_read_is_hinted_with_its_grant(runner: &str) {
+    let data = paths::root().join("shared/data.txt");
+    fs::create_dir_all(data.parent().unwrap()).unwrap();
+    fs::write(&data, "data").unwrap();
+    let p = failing_script(&format!("std::fs::read({data:?}).map(drop)"));
+    let grant = granted(runner, "[ROOT]/shared/data.txt");
+
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_status(101)
+        .with_stderr_data(format!(
+            "\
+[COMPILING] foo v0.1.0 ([ROOT]/foo)
+[ERROR] failed to run custom build command for `foo v0.1.0 ([ROOT]/foo)`
+[NOTE] the build script ran in the `{runner}` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp])
+[HELP] the sandbox may have denied `read = [\"{grant}\"]`; if the build script needs it, grant it in `.cargo/config.toml`:
+
+[build-sandbox.allow.foo]
+read = [\"{grant}\"]
+
+Caused by:
+...
+"
+        ))
+        .run();
+    // The suggested grant, applied, lets the script read it.
+    let grant = grant.replace("[ROOT]", paths::root().to_str().unwrap());
+    p.change_file(
+        ".cargo/config.toml",
+        &format!("[build-sandbox.allow.foo]\nread = [{grant:?}]\n"),
+    );
+    p.cargo_sandboxed(Some(runner), "build").run();
+}
+
+/// The runner records where a script could not create a file, and the hint
+/// grants writing that directory.
+fn a_denied_write_is_hinted_with_its_grant(runner: &str) {
+    let generated = paths::root().join("generated");
+    fs::create_dir_all(&generated).unwrap();
+    let target = generated.join("out.rs");
+    let p = failing_script(&format!("std::fs::write({target:?}, \"// generated\")"));
+
+    p.cargo_sandboxed(Some(runner), "build")
         .with_status(101)
         .with_stderr_data(str![[r#"
 [COMPILING] foo v0.1.0 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `foo v0.1.0 ([ROOT]/foo)`
-[NOTE] the build script ran in the `native` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp])
-[HELP] the sandbox may have denied `read = ["[ROOT]/shared/data.txt"]`; if the build script needs it, grant it in `.cargo/config.toml`:
+[NOTE] the build script ran in the `[..]` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp])
+[HELP] the sandbox may have denied `write = ["[ROOT]/generated"]`; if the build script needs it, grant it in `.cargo/config.toml`:
 
 [build-sandbox.allow.foo]
-read = ["[ROOT]/shared/data.txt"]
+write = ["[ROOT]/generated"]
 
 Caused by:
-  process didn't exit successfully: `[ROOT]/foo/target/debug/build/foo-[HASH]/build-script-build` ([EXIT_STATUS]: 101)
-  --- stderr
-
-  thread 'main' (2) panicked at build.rs:5:25:
-  failed to read `[ROOT]/shared/data.txt`: [NOT_FOUND]
-  [NOTE] run with `RUST_BACKTRACE=1` environment variable to display a backtrace
-
+...
 "#]])
         .run();
-    // The suggested grant, applied, lets the script read it.
+    assert!(!target.exists());
+    // The suggested grant, applied, lets the script write it.
     p.change_file(
         ".cargo/config.toml",
-        &format!("[build-sandbox.allow.foo]\nread = [{data:?}]\n"),
+        &format!("[build-sandbox.allow.foo]\nwrite = [{generated:?}]\n"),
     );
-    p.cargo_sandboxed(Some("native"), "build").run();
+    p.cargo_sandboxed(Some(runner), "build").run();
+    assert!(target.exists());
+}
+
+/// A script that prints a denial it never met gets no hint from it: hints
+/// come from what the runner recorded, never from the script's words.
+fn a_denial_the_script_prints_is_not_hinted(runner: &str) {
+    let p = failing_script(
+        r#"eprintln!("error: `/etc/shadow`: Permission denied (os error 13)");
+        Err(std::io::Error::other("/etc/shadow: No such file or directory"))"#,
+    );
+
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_status(101)
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.1.0 ([ROOT]/foo)
+[ERROR] failed to run custom build command for `foo v0.1.0 ([ROOT]/foo)`
+[NOTE] the build script ran in the `[..]` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp])
+
+Caused by:
+  process didn't exit successfully: [..]
+  --- stderr
+  [ERROR] `/etc/shadow`: Permission denied (os error 13)
+...
+"#]])
+        .run();
+}
+
+/// The runner records the addresses a script connects to, and the hint
+/// grants the one the policy does not.
+fn a_denied_connection_is_hinted_with_its_address(runner: &str) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let p = failing_script(&format!(
+        r#"std::net::TcpStream::connect("127.0.0.1:{port}").map(drop)"#
+    ));
+
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_status(101)
+        .with_stderr_data(format!(
+            "\
+[COMPILING] foo v0.1.0 ([ROOT]/foo)
+[ERROR] failed to run custom build command for `foo v0.1.0 ([ROOT]/foo)`
+[NOTE] the build script ran in the `[..]` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp])
+[HELP] the sandbox may have denied `net = [\"127.0.0.1:{port}\"]`; if the build script needs it, grant it in `.cargo/config.toml`:
+
+[build-sandbox.allow.foo]
+net = [\"127.0.0.1:{port}\"]
+...
+"
+        ))
+        .run();
+    // The suggested grant, applied, lets the script connect.
+    p.change_file(
+        ".cargo/config.toml",
+        &format!("[build-sandbox.allow.foo]\nnet = [\"127.0.0.1:{port}\"]\n"),
+    );
+    p.cargo_sandboxed(Some(runner), "build").run();
 }
 
 /// The `native` runner records the programs a script could not run (not its
@@ -610,58 +705,6 @@ presets = ["cc"]
     p.change_file(
         ".cargo/config.toml",
         "[build-sandbox.allow.foo]\npresets = [\"cc\"]\n",
-    );
-    p.cargo_sandboxed(Some("native"), "build").run();
-}
-
-/// The `native` runner records the addresses a script connects to, and the
-/// hint grants the one the policy does not.
-#[cargo_test]
-fn a_denied_connection_is_hinted_with_its_address() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let p = project()
-        .file(
-            "Cargo.toml",
-            r#"
-            [package]
-            name = "foo"
-            version = "0.1.0"
-            edition = "2021"
-            "#,
-        )
-        .file("src/lib.rs", "")
-        .file(
-            "build.rs",
-            &format!(
-                r#"
-                fn main() {{
-                    std::net::TcpStream::connect("127.0.0.1:{port}").unwrap();
-                }}
-                "#
-            ),
-        )
-        .build();
-
-    p.cargo_sandboxed(Some("native"), "build")
-        .with_status(101)
-        .with_stderr_data(format!(
-            "\
-[COMPILING] foo v0.1.0 ([ROOT]/foo)
-[ERROR] failed to run custom build command for `foo v0.1.0 ([ROOT]/foo)`
-[NOTE] the build script ran in the `native` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp])
-[HELP] the sandbox may have denied `net = [\"127.0.0.1:{port}\"]`; if the build script needs it, grant it in `.cargo/config.toml`:
-
-[build-sandbox.allow.foo]
-net = [\"127.0.0.1:{port}\"]
-...
-"
-        ))
-        .run();
-    // The suggested grant, applied, lets the script connect.
-    p.change_file(
-        ".cargo/config.toml",
-        &format!("[build-sandbox.allow.foo]\nnet = [\"127.0.0.1:{port}\"]\n"),
     );
     p.cargo_sandboxed(Some("native"), "build").run();
 }
@@ -792,11 +835,23 @@ mod noop {
 mod native {
     use super::*;
 
-    per_runner!("native" => linker_scripts_posing_as_libraries_are_refused);
+    per_runner!("native" =>
+        linker_scripts_posing_as_libraries_are_refused,
+        a_denied_read_is_hinted_with_its_grant,
+        a_denied_write_is_hinted_with_its_grant,
+        a_denial_the_script_prints_is_not_hinted,
+        a_denied_connection_is_hinted_with_its_address,
+    );
 }
 
 mod wasmtime {
     use super::*;
 
-    per_runner!("wasmtime" => linker_scripts_posing_as_libraries_are_refused);
+    per_runner!("wasmtime" =>
+        linker_scripts_posing_as_libraries_are_refused,
+        a_denied_read_is_hinted_with_its_grant,
+        a_denied_write_is_hinted_with_its_grant,
+        a_denial_the_script_prints_is_not_hinted,
+        a_denied_connection_is_hinted_with_its_address,
+    );
 }

@@ -22,8 +22,10 @@
 //!    (`PR_SET_PDEATHSIG`), replaces the host's tree with a view of the spec's
 //!    paths only, `OUT_DIR` and the temporary directory on a `tmpfs` of the
 //!    disk limit (the modules `view` and `disk`), changes to the working
-//!    directory and forks the build script. It reaps every process until the
-//!    script exits; then it kills what is left in the namespace (daemons
+//!    directory and forks the build script. It receives the descriptor of
+//!    the script's recording filter (the module `record`) and, until the
+//!    script exits, reaps every process and serves the filter's notifications;
+//!    then it kills what is left in the namespace (daemons
 //!    included), copies `OUT_DIR` back to the host, reports the script's
 //!    status to the helper and exits. init itself is not confined further: it
 //!    runs no code of the script's, and the script, without capabilities and
@@ -32,8 +34,9 @@
 //!    jobserver's close-on-exec (init's descriptors of the disk included),
 //!    sets `RLIMIT_AS` if the spec asks for it (no `memory` cgroup), empties
 //!    its capability bounding set, and applies landlock (filesystem, TCP
-//!    ports, signal and abstract-socket scopes, with `no_new_privs`) and the
-//!    seccomp filters. Landlock gets exactly the restrictions of the ABI the
+//!    ports, signal and abstract-socket scopes, with `no_new_privs`), the
+//!    recording filter, whose descriptor it sends to init, and the seccomp
+//!    filters. Landlock gets exactly the restrictions of the ABI the
 //!    spec names (6, or what the kernel has when the user allowed
 //!    `partial-landlock`, see the module `kernel`), and the kernel must
 //!    enforce all of them. Then it writes `confined` to the status pipe and
@@ -53,6 +56,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -62,7 +66,7 @@ use landlock::{
 
 use super::disk::Disk;
 use super::kernel::landlock_ruleset;
-use super::record::Recorder;
+use super::record::{self, Recorder, open_host_root};
 use super::spec::{ConfinementSpec, Network, PathAccess};
 use super::sys::{check, pipe};
 use super::{cgroup, seccomp, view};
@@ -128,6 +132,8 @@ impl Status {
         let line = match denial {
             Denial::Program(name) => format!("denied: program {name}\n"),
             Denial::Connection(address) => format!("denied: connect {address}\n"),
+            Denial::Read(path) => format!("denied: read {}\n", path.display()),
+            Denial::Write(path) => format!("denied: write {}\n", path.display()),
         };
         let _ = (&self.0).write_all(line.as_bytes());
     }
@@ -191,22 +197,39 @@ fn wait_and_exit(init: libc::pid_t, result: OwnedFd) -> ! {
 /// PID 1 of the namespace: build the view, start the script, reap, copy
 /// `OUT_DIR` back.
 fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
-    let started = enter_view(spec).and_then(|disk| {
-        let recorder = Recorder::install()
-            .context("failed to record what the build script runs and connects to")?;
+    let started = (|| -> anyhow::Result<(Disk, Recorder, libc::pid_t)> {
+        let host_root = open_host_root().context("failed to open the host's root")?;
+        let disk = enter_view(spec)?;
+        let writable = (spec.paths.iter())
+            .filter(|(_, access)| access.write)
+            .map(|(path, _)| path.clone())
+            .chain([spec.disk.out_dir.clone(), spec.disk.temp_dir.clone()])
+            .collect();
+        let (socket, script_socket) =
+            UnixStream::pair().context("failed to create a socket pair")?;
         // Blocked before the fork, so that no exit is missed; see `wait_for`.
         set_child_signals(libc::SIG_BLOCK)?;
         let script = fork().context("failed to start the build script")?;
-        Ok((disk, recorder, script))
-    });
-    let (disk, mut recorder, script) = match started {
-        Ok((_, _, 0)) => {
-            if let Err(e) = set_child_signals(libc::SIG_UNBLOCK).and_then(|()| confine(spec)) {
+        if script == 0 {
+            drop(socket);
+            if let Err(e) =
+                set_child_signals(libc::SIG_UNBLOCK).and_then(|()| confine(spec, &script_socket))
+            {
                 status.error(&e);
                 std::process::exit(EXIT_SETUP_FAILED);
             }
+            drop(script_socket);
             exec(spec, status)
         }
+        drop(script_socket);
+        // The script's process sends it once confined; without it, the
+        // process failed and reported why.
+        let listener = record::receive_fd(&socket)
+            .context("failed to receive the recorder of the build script's calls")?;
+        let recorder = Recorder::new(listener, host_root, writable);
+        Ok((disk, recorder, script))
+    })();
+    let (disk, mut recorder, script) = match started {
         Ok(started) => started,
         Err(e) => {
             if is_disk_full(&e) {
@@ -352,8 +375,9 @@ fn is_disk_full(e: &anyhow::Error) -> bool {
 }
 
 /// Confines the build script's process; everything it starts inherits the
-/// confinement. init stays outside it, to copy `OUT_DIR` back.
-fn confine(spec: &ConfinementSpec) -> anyhow::Result<()> {
+/// confinement. init stays outside it, to copy `OUT_DIR` back, and gets the
+/// descriptor of the recorder's filter over `socket`.
+fn confine(spec: &ConfinementSpec, socket: &UnixStream) -> anyhow::Result<()> {
     // SAFETY: marks descriptors close-on-exec, closing none.
     unsafe {
         check(libc::close_range(
@@ -372,6 +396,11 @@ fn confine(spec: &ConfinementSpec) -> anyhow::Result<()> {
     }
     drop_capabilities()?;
     restrict_access(spec)?;
+    // After landlock, whose rules open the spec's paths: those opens need no record.
+    let listener = record::install()
+        .context("failed to record what the build script runs, opens and connects to")?;
+    record::send_fd(socket, &listener).context("failed to pass the recorder to init")?;
+    drop(listener);
     for filter in seccomp::filters(spec.network)? {
         seccompiler::apply_filter(&filter).context("failed to install the seccomp filter")?;
     }

@@ -1,25 +1,42 @@
 //! Recording what a build script tried that its sandbox does not allow.
 //!
-//! A script's view holds only what its policy grants, so a program it was not
-//! granted is simply absent: `execve` fails with `ENOENT`, and the script says
-//! so in its own words, if at all; a connection it was not granted fails with
-//! `ENETUNREACH` or `EACCES`. To name the grant that would have helped without
-//! believing the script's output, init installs on itself, before it forks the
-//! script, a seccomp filter that turns every `execve`, `execveat` and
-//! `connect` into a user notification (`seccomp_unotify(2)`); the script and
-//! everything it starts inherit it. While it waits for the script, init serves
-//! the notifications: it reads the path or address from the calling process's
-//! memory, looks a path up in the view (init shares the script's mount
-//! namespace, outside its landlock domain) and lets the call continue
-//! unchanged (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). The recorder decides
-//! nothing.
+//! A script's view holds only what its policy grants, so a program or a file
+//! it was not granted is simply absent: `execve` and `open` fail with
+//! `ENOENT`, a write to a read-only part of the view with `EROFS`, and the
+//! script says so in its own words, if at all; a connection it was not
+//! granted fails with `ENETUNREACH` or `EACCES`. To name the grant that would
+//! have helped without believing the script's output, the script's process,
+//! once under landlock and before its other seccomp filters, installs a
+//! seccomp filter that turns every `execve`, `execveat`, `connect` and every
+//! `open` (`open`, `creat`, `openat`, `openat2`) into a user notification
+//! (`seccomp_unotify(2)`), and passes the notification descriptor to init over
+//! a socket pair; everything the script starts inherits the filter. init, which
+//! opens files itself, is not under it. While it waits for the script,
+//! init serves the notifications: it reads the path or address from the
+//! calling process's memory, looks a path up in the view (init shares the
+//! script's mount namespace, outside its landlock domain) and lets the call
+//! continue unchanged (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). The recorder
+//! decides nothing.
 //!
-//! A program counts as missing when no call for its file name found a file:
-//! the tries of `execvp` along `PATH` before the one that works are not
-//! denials. Every IPv4 and IPv6 address connected to is recorded; the hint
-//! leaves out what the policy grants. The script chooses what it asks for, as
-//! it chooses its output, but Cargo gets file names checked by
-//! [`Denial::program`] and addresses, never text of the script's to print.
+//! - A program counts as missing when no call for its file name found a
+//!   file: the tries of `execvp` along `PATH` before the one that works are
+//!   not denials.
+//! - A path opened for reading is denied when the view lacks it and the
+//!   host's tree has it: init looks it up through a descriptor of the host's
+//!   root taken before the view, so the paths a compiler merely probes (its
+//!   include directories) are not recorded.
+//! - A path opened for writing (or created, or truncated) is denied when it
+//!   lies outside every writable path of the spec; recorded is the path if
+//!   it exists on the host, else its directory if that does (a grant names
+//!   an existing path).
+//! - Every IPv4 and IPv6 address connected to is recorded; the hint leaves
+//!   out what the policy grants.
+//!
+//! The script chooses what it tries, as it chooses its output, but Cargo gets
+//! file names checked by [`Denial::program`], paths checked by
+//! [`Denial::path`] and addresses, never text of the script's to print.
+//! Other calls that take a path (`stat`, `access`, `mkdir`, `unlink`,
+//! `rename`) are not recorded: a path the script only probes is no denial.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -27,12 +44,14 @@ use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::FileExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use super::seccomp::{AUDIT_ARCH, SECCOMP_DATA_ARCH, SECCOMP_DATA_NR, bpf};
 use crate::Denial;
+use crate::runner::normalize_path;
 
 /// `SECCOMP_IOCTL_NOTIF_RECV`, `_SEND` and `_ID_VALID` from
 /// `linux/seccomp.h` (`_IOWR('!', 0, struct seccomp_notif)` and so on), which
@@ -47,42 +66,48 @@ const MAX_NAMES: usize = 64;
 /// The longest path read from a calling process (`PATH_MAX`).
 const MAX_PATH: usize = 4096;
 
+/// The calls that notify: those that run a program, connect or open a file.
+const RECORDED_CALLS: &[libc::c_long] = &[
+    libc::SYS_execve,
+    libc::SYS_execveat,
+    libc::SYS_connect,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_open,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_creat,
+    libc::SYS_openat,
+    libc::SYS_openat2,
+];
+
 /// init's end of the notifications, and what they told so far.
 pub(super) struct Recorder {
     listener: OwnedFd,
+    /// The host's root, opened before the view replaced it.
+    host_root: File,
+    /// The paths the script may write, and what is beneath them.
+    writable: Vec<PathBuf>,
     missing: BTreeSet<String>,
     found: BTreeSet<String>,
     connections: BTreeSet<SocketAddr>,
+    reads: BTreeSet<PathBuf>,
+    writes: BTreeSet<PathBuf>,
 }
 
 impl Recorder {
-    /// Installs the filter on the calling process; its children inherit it.
-    pub(super) fn install() -> io::Result<Recorder> {
-        let filter = filter();
-        let program = libc::sock_fprog {
-            len: filter.len() as u16,
-            // `seccompiler`'s `sock_filter` is the kernel's, as `libc`'s is.
-            filter: filter.as_ptr().cast::<libc::sock_filter>().cast_mut(),
-        };
-        // SAFETY: `program` points to `filter`, which outlives the call.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-                &program,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Recorder {
-            // SAFETY: the kernel returned a new descriptor, owned by nothing else.
-            listener: unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
+    /// The recorder of the calls that notify `listener` (see [`install`]).
+    /// `host_root` is the host's root, opened with [`open_host_root`] before
+    /// the view replaced it; `writable` are the paths the script may write.
+    pub(super) fn new(listener: OwnedFd, host_root: File, writable: Vec<PathBuf>) -> Recorder {
+        Recorder {
+            listener,
+            host_root,
+            writable,
             missing: BTreeSet::new(),
             found: BTreeSet::new(),
             connections: BTreeSet::new(),
-        })
+            reads: BTreeSet::new(),
+            writes: BTreeSet::new(),
+        }
     }
 
     /// The descriptor to poll: readable when a call waits.
@@ -99,21 +124,24 @@ impl Recorder {
             // The caller died meanwhile, or a signal came.
             return;
         }
-        if i64::from(call.data.nr) == libc::SYS_connect {
-            if let Some(address) = connected_to(&call)
-                && self.is_valid(&call)
-                && self.connections.len() < MAX_NAMES
-            {
-                self.connections.insert(address);
+        match i64::from(call.data.nr) {
+            libc::SYS_connect => {
+                if let Some(address) = connected_to(&call)
+                    && self.is_valid(&call)
+                {
+                    insert_capped(&mut self.connections, address);
+                }
             }
-        } else if let Some((name, exists)) = self.look_up(&call) {
-            let names = match exists {
-                true => &mut self.found,
-                false => &mut self.missing,
-            };
-            if names.len() < MAX_NAMES {
-                names.insert(name);
+            libc::SYS_execve | libc::SYS_execveat => {
+                if let Some((name, exists)) = self.executed(&call) {
+                    let names = match exists {
+                        true => &mut self.found,
+                        false => &mut self.missing,
+                    };
+                    insert_capped(names, name);
+                }
             }
+            _ => self.record_open(&call),
         }
         let mut response = libc::seccomp_notif_resp {
             id: call.id,
@@ -126,10 +154,13 @@ impl Recorder {
         unsafe { libc::ioctl(self.fd(), NOTIF_SEND as _, &mut response) };
     }
 
-    /// The programs no call found and the addresses connected to.
+    /// The programs no call found, the paths denied and the addresses
+    /// connected to.
     pub(super) fn denials(&self) -> impl Iterator<Item = Denial> + '_ {
         let programs = self.missing.difference(&self.found);
         (programs.filter_map(|name| Denial::program(name)))
+            .chain(self.reads.iter().filter_map(|p| Denial::path(p, false)))
+            .chain(self.writes.iter().filter_map(|p| Denial::path(p, true)))
             .chain(self.connections.iter().copied().map(Denial::Connection))
     }
 
@@ -141,12 +172,11 @@ impl Recorder {
     }
 
     /// The file name `call` executes and whether it exists in the view.
-    fn look_up(&self, call: &libc::seccomp_notif) -> Option<(String, bool)> {
+    fn executed(&self, call: &libc::seccomp_notif) -> Option<(String, bool)> {
         let args = call.data.args;
         let (dir_fd, address) = match i64::from(call.data.nr) {
             libc::SYS_execve => (libc::AT_FDCWD, args[0]),
-            libc::SYS_execveat => (args[0] as i32, args[1]),
-            _ => return None,
+            _ => (args[0] as i32, args[1]),
         };
         let path = PathBuf::from(read_c_string(call.pid, address)?);
         if !self.is_valid(call) {
@@ -161,6 +191,202 @@ impl Recorder {
         };
         Some((name, resolved.metadata().is_ok()))
     }
+
+    /// Records the path an `open` call reads and the view lacks, or writes
+    /// outside the writable paths.
+    fn record_open(&mut self, call: &libc::seccomp_notif) {
+        let Some((path, writes)) = opened(call) else {
+            return;
+        };
+        if !self.is_valid(call) {
+            return;
+        }
+        if writes {
+            if self.writable.iter().any(|dir| path.starts_with(dir)) {
+                return;
+            }
+            // A file to create needs its directory: only an existing path
+            // can be granted.
+            let granted = match self.on_host(&path) {
+                true => Some(path.as_path()),
+                false => path.parent().filter(|dir| self.on_host(dir)),
+            };
+            if let Some(granted) = granted {
+                insert_capped(&mut self.writes, granted.to_owned());
+            }
+        } else if path.symlink_metadata().is_err() && self.on_host(&path) {
+            insert_capped(&mut self.reads, path);
+        }
+    }
+
+    /// Whether `path` exists in the host's tree.
+    fn on_host(&self, path: &Path) -> bool {
+        let Ok(relative) = path.strip_prefix("/") else {
+            return false;
+        };
+        let relative = match relative.as_os_str().is_empty() {
+            true => Path::new("."),
+            false => relative,
+        };
+        let Ok(relative) = std::ffi::CString::new(relative.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: `stat` is plain data for the kernel to fill.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid descriptor, a NUL-terminated path and a valid buffer.
+        unsafe {
+            libc::fstatat(
+                self.host_root.as_raw_fd(),
+                relative.as_ptr(),
+                &mut stat,
+                libc::AT_SYMLINK_NOFOLLOW,
+            ) == 0
+        }
+    }
+}
+
+/// Installs the filter on the calling process, the script's (its children
+/// inherit it), and returns the descriptor its calls notify. Not init's: init
+/// opens files itself, and would wait for itself.
+pub(super) fn install() -> io::Result<OwnedFd> {
+    let filter = filter();
+    let program = libc::sock_fprog {
+        len: filter.len() as u16,
+        // `seccompiler`'s `sock_filter` is the kernel's, as `libc`'s is.
+        filter: filter.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+    };
+    // SAFETY: `program` points to `filter`, which outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &program,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends `fd` over the unix socket `socket` (`SCM_RIGHTS`).
+pub(super) fn send_fd(socket: &UnixStream, fd: &OwnedFd) -> io::Result<()> {
+    let mut byte = [0u8];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = [0u64; 4];
+    // SAFETY: `msghdr` is plain data; the fields set point to live buffers, and
+    // `control` has room for one descriptor (`CMSG_SPACE` of 4 bytes is 24).
+    unsafe {
+        let mut message: libc::msghdr = std::mem::zeroed();
+        message.msg_iov = &mut iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.as_mut_ptr().cast();
+        message.msg_controllen = libc::CMSG_SPACE(4) as _;
+        let header = libc::CMSG_FIRSTHDR(&message);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(4) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<RawFd>(), fd.as_raw_fd());
+        if libc::sendmsg(socket.as_raw_fd(), &message, 0) != 1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Receives a descriptor [`send_fd`] sent over `socket`.
+pub(super) fn receive_fd(socket: &UnixStream) -> io::Result<OwnedFd> {
+    let mut byte = [0u8];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = [0u64; 4];
+    // SAFETY: as in `send_fd`; the kernel fills `control` with at most
+    // `msg_controllen` bytes, and a descriptor it passes is new and ours.
+    unsafe {
+        let mut message: libc::msghdr = std::mem::zeroed();
+        message.msg_iov = &mut iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.as_mut_ptr().cast();
+        message.msg_controllen = libc::CMSG_SPACE(4) as _;
+        if libc::recvmsg(socket.as_raw_fd(), &mut message, libc::MSG_CMSG_CLOEXEC) != 1 {
+            let e = io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(0) | None => io::Error::from(io::ErrorKind::UnexpectedEof),
+                _ => e,
+            });
+        }
+        let header = libc::CMSG_FIRSTHDR(&message);
+        if header.is_null()
+            || (*header).cmsg_level != libc::SOL_SOCKET
+            || (*header).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Err(io::Error::other("no descriptor was sent"));
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<RawFd>());
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// The host's root as a path-only descriptor, for [`Recorder::new`].
+pub(super) fn open_host_root() -> io::Result<File> {
+    File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open("/")
+}
+
+/// Inserts `value` unless `set` already holds [`MAX_NAMES`] values.
+fn insert_capped<T: Ord>(set: &mut BTreeSet<T>, value: T) {
+    if set.len() < MAX_NAMES {
+        set.insert(value);
+    }
+}
+
+/// The absolute, normalized path an `open` call names, and whether it opens
+/// for writing (or creates or truncates). A relative path is resolved
+/// against the calling process's working directory or directory descriptor,
+/// as the view shows them.
+fn opened(call: &libc::seccomp_notif) -> Option<(PathBuf, bool)> {
+    let args = call.data.args;
+    let (dir_fd, address, flags) = match i64::from(call.data.nr) {
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_open => (libc::AT_FDCWD, args[0], args[1]),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_creat => (libc::AT_FDCWD, args[0], libc::O_CREAT as u64),
+        libc::SYS_openat => (args[0] as i32, args[1], args[2]),
+        // `struct open_how` starts with the flags.
+        libc::SYS_openat2 => (args[0] as i32, args[1], read_u64(call.pid, args[2])?),
+        _ => return None,
+    };
+    let flags = flags as libc::c_int;
+    let writes =
+        flags & libc::O_ACCMODE != libc::O_RDONLY || flags & (libc::O_CREAT | libc::O_TRUNC) != 0;
+    let path = PathBuf::from(read_c_string(call.pid, address)?);
+    let absolute = match (path.is_absolute(), dir_fd) {
+        (true, _) => path,
+        (false, libc::AT_FDCWD) => std::fs::read_link(format!("/proc/{}/cwd", call.pid))
+            .ok()?
+            .join(path),
+        (false, dir) => std::fs::read_link(format!("/proc/{}/fd/{dir}", call.pid))
+            .ok()?
+            .join(path),
+    };
+    Some((normalize_path(&absolute)?, writes))
+}
+
+/// The `u64` at `address` in process `pid`.
+fn read_u64(pid: u32, address: u64) -> Option<u64> {
+    let mut bytes = [0; 8];
+    let memory = File::open(format!("/proc/{pid}/mem")).ok()?;
+    memory.read_exact_at(&mut bytes, address).ok()?;
+    Some(u64::from_ne_bytes(bytes))
 }
 
 /// The IPv4 or IPv6 address of a `connect(fd, address, length)` call.
@@ -208,23 +434,31 @@ fn read_c_string(pid: u32, address: u64) -> Option<OsString> {
     None
 }
 
-/// `execve`, `execveat` and `connect` of this architecture notify; everything else,
+/// The [`RECORDED_CALLS`] of this architecture notify; everything else,
 /// other architectures' calls included (the other filters refuse those), is
 /// allowed. `seccompiler` has no user notifications, so this short program is
 /// written out.
 fn filter() -> Vec<seccompiler::sock_filter> {
     use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
 
-    vec![
+    let calls = RECORDED_CALLS.len() as u8;
+    let mut filter = vec![
         bpf(BPF_LD | BPF_W | BPF_ABS, 0, 0, SECCOMP_DATA_ARCH),
-        bpf(BPF_JMP | BPF_JEQ | BPF_K, 0, 4, AUDIT_ARCH),
+        bpf(BPF_JMP | BPF_JEQ | BPF_K, 0, calls + 1, AUDIT_ARCH),
         bpf(BPF_LD | BPF_W | BPF_ABS, 0, 0, SECCOMP_DATA_NR),
-        bpf(BPF_JMP | BPF_JEQ | BPF_K, 3, 0, libc::SYS_execve as u32),
-        bpf(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, libc::SYS_execveat as u32),
-        bpf(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, libc::SYS_connect as u32),
-        bpf(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-        bpf(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_USER_NOTIF),
-    ]
+    ];
+    for (i, &call) in RECORDED_CALLS.iter().enumerate() {
+        // Jumps to the last instruction, the notification.
+        filter.push(bpf(
+            BPF_JMP | BPF_JEQ | BPF_K,
+            calls - i as u8,
+            0,
+            call as u32,
+        ));
+    }
+    filter.push(bpf(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW));
+    filter.push(bpf(BPF_RET | BPF_K, 0, 0, libc::SECCOMP_RET_USER_NOTIF));
+    filter
 }
 
 #[cfg(test)]

@@ -151,11 +151,16 @@ impl SandboxRunner for NativeRunner {
             output: policy.granted.limits.output,
             stop: &stop,
         };
+        // Read meanwhile, so that a long report never blocks init.
+        let report = thread::spawn(move || {
+            let mut report = String::new();
+            File::from(status_read)
+                .read_to_string(&mut report)
+                .map(|_| report)
+        });
         let result = stream_output(child, on_stdout_line, on_stderr_line, Some(&watchdog));
-
-        let mut report = String::new();
-        File::from(status_read)
-            .read_to_string(&mut report)
+        let report = (report.join())
+            .unwrap_or_else(|_| Err(io::Error::other("the reading thread panicked")))
             .context("failed to read the report of the sandbox helper")
             .map_err(RunError::Sandbox)?;
         if let Some(denials) = invocation.denials {
@@ -202,11 +207,15 @@ fn helper_path() -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// Records the denials init reported (`denied: program <name>`,
-/// `denied: connect <address>`).
+/// `denied: read <path>`, `denied: write <path>`, `denied: connect <address>`).
 fn record_denials(report: &str, denials: &Denials) {
     for line in report.lines() {
         let denial = if let Some(name) = line.strip_prefix("denied: program ") {
             Denial::program(name)
+        } else if let Some(path) = line.strip_prefix("denied: read ") {
+            Denial::path(Path::new(path), false)
+        } else if let Some(path) = line.strip_prefix("denied: write ") {
+            Denial::path(Path::new(path), true)
         } else if let Some(address) = line.strip_prefix("denied: connect ") {
             address.parse().ok().map(Denial::Connection)
         } else {

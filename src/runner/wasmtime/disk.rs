@@ -173,12 +173,28 @@ pub(super) fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> 
             DescriptorFlags,
         )| {
             let creates = open_flags.contains(OpenFlags::CREATE);
-            counting_entry(&mut store, creates, |view| {
+            let writes = creates
+                || open_flags.contains(OpenFlags::TRUNCATE)
+                || flags.intersects(DescriptorFlags::WRITE | DescriptorFlags::MUTATE_DIRECTORY);
+            let dir = match store.data_mut().filesystem().table.get(&fd)? {
+                Descriptor::Dir(d) => Some(Arc::clone(&d.dir)),
+                Descriptor::File(_) => None,
+            };
+            let recording = Arc::clone(&store.data().recording);
+            let result = counting_entry(&mut store, creates, |view| {
                 in_tokio(HostDescriptor::open_at(
-                    view, fd, path_flags, path, open_flags, flags,
+                    view,
+                    fd,
+                    path_flags,
+                    path.clone(),
+                    open_flags,
+                    flags,
                 ))
-            })
-            .map(|result| (result,))
+            })?;
+            if let (Err(_), Some(dir)) = (&result, dir) {
+                recording.open_failed(&dir, &path, writes);
+            }
+            Ok((result,))
         },
     )?;
     types.func_wrap(

@@ -21,9 +21,10 @@ use wasmtime_wasi::{
 
 use super::disk::DiskBudget;
 use super::output::GuestOutput;
-use crate::NetTarget;
+use super::record::Recording;
 use crate::runner::Invocation;
 use crate::runner::stream::Pipe;
+use crate::{Denial, NetTarget};
 
 /// The data of a run's store.
 pub(super) struct Guest {
@@ -33,14 +34,22 @@ pub(super) struct Guest {
     pub(super) memory: MemoryLimiter,
     /// Enforces `limits.disk`.
     pub(super) disk: Arc<DiskBudget>,
+    /// What the script was denied.
+    pub(super) recording: Arc<Recording>,
 }
 
 impl Guest {
-    pub(super) fn new(wasi: WasiCtx, memory_limit: Option<u64>, disk: Arc<DiskBudget>) -> Guest {
+    pub(super) fn new(
+        wasi: WasiCtx,
+        memory_limit: Option<u64>,
+        disk: Arc<DiskBudget>,
+        recording: Arc<Recording>,
+    ) -> Guest {
         Guest {
             wasi,
             table: ResourceTable::new(),
             disk,
+            recording,
             memory: MemoryLimiter {
                 limit: memory_limit,
                 used: 0,
@@ -106,11 +115,12 @@ const INSECURE_SEED: [u8; 32] = *b"build-sandbox: insecure, no seed";
 const INSECURE_SEED_VALUE: u128 = u128::from_le_bytes(*b"build-sandbox!!!");
 
 /// The WASI context of a run: arguments, environment, preopened directories,
-/// network, clocks, randomness, and `output` for stdout and stderr.
+/// network, clocks, randomness, and `output` for stdout and stderr; and what
+/// records the run's denials.
 pub(super) fn wasi_ctx(
     invocation: &Invocation<'_>,
     output: &GuestOutput,
-) -> anyhow::Result<WasiCtx> {
+) -> anyhow::Result<(WasiCtx, Arc<Recording>)> {
     let policy = invocation.policy;
     let baseline = &policy.baseline;
     let mut builder = WasiCtxBuilder::new();
@@ -152,8 +162,13 @@ pub(super) fn wasi_ctx(
         .unwrap_or(FsPerms::ReadOnly);
     preopen(&mut builder, root, ".", root_perms)?;
     builder.initial_cwd(utf8_path(root)?);
+    let writable = (policy.writable())
+        .map(|path| path.canonicalize().unwrap_or_else(|_| path.to_owned()))
+        .collect();
+    let package_root = root.canonicalize().unwrap_or_else(|_| root.to_owned());
+    let recording = Arc::new(Recording::new(package_root, writable));
 
-    network(&mut builder, &policy.granted.net);
+    network(&mut builder, &policy.granted.net, &recording);
 
     if !policy.granted.clock {
         builder
@@ -166,7 +181,7 @@ pub(super) fn wasi_ctx(
             .insecure_random(StdRng::from_seed(INSECURE_SEED))
             .insecure_random_seed(INSECURE_SEED_VALUE);
     }
-    Ok(builder.build())
+    Ok((builder.build(), recording))
 }
 
 /// Preopens `path` as `guest`; a path that does not exist is left out (there
@@ -198,9 +213,12 @@ fn preopen(
 
 /// Enables TCP, and name lookup if a grant names a host, for the `net` grants;
 /// a connection may go only to an address of a granted host, on its port.
-fn network(builder: &mut WasiCtxBuilder, net: &BTreeSet<NetTarget>) {
+/// A refused connection is recorded.
+fn network(builder: &mut WasiCtxBuilder, net: &BTreeSet<NetTarget>, recording: &Arc<Recording>) {
     builder.allow_udp(false);
-    builder.allow_tcp(!net.is_empty());
+    // Without a grant every connection is refused below, after its address is
+    // known, to be recorded.
+    builder.allow_tcp(true);
     builder.allow_ip_name_lookup(
         net.iter()
             .any(|target| target.host.parse::<IpAddr>().is_err()),
@@ -219,9 +237,15 @@ fn network(builder: &mut WasiCtxBuilder, net: &BTreeSet<NetTarget>) {
         .map(canonical)
         .collect();
     let allowed = Arc::new(allowed);
+    let recording = Arc::clone(recording);
     builder.socket_addr_check(move |addr, used| {
         let allow = match used {
-            SocketAddrUse::TcpConnect => allowed.contains(&canonical(addr)),
+            SocketAddrUse::TcpConnect if allowed.contains(&canonical(addr)) => true,
+            SocketAddrUse::TcpConnect => {
+                let denial = Denial::Connection(canonical(addr));
+                recording.denials.record(denial);
+                false
+            }
             // `connect` asks for the implicit bind to an ephemeral port.
             SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
             _ => false,

@@ -52,6 +52,7 @@ mod compile;
 mod disk;
 mod guest;
 mod output;
+mod record;
 mod run;
 #[cfg(test)]
 mod tests;

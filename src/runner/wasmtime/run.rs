@@ -72,12 +72,18 @@ pub(super) fn run(
     let (sender, receiver) = mpsc::sync_channel(CHANNEL_CAPACITY);
     let stopped = Arc::new(AtomicBool::new(false));
     let output = GuestOutput::new(sender, Some(output_limit), Arc::clone(&stopped));
-    let wasi = guest::wasi_ctx(invocation, &output).map_err(RunError::Sandbox)?;
+    let (wasi, recording) = guest::wasi_ctx(invocation, &output).map_err(RunError::Sandbox)?;
     let disk_limit = limits.disk.unwrap_or(DEFAULT_DISK_LIMIT);
     let disk = DiskBudget::new(disk_limit, &invocation.policy.baseline.out_dir)
         .context("failed to measure `OUT_DIR`")
         .map_err(RunError::Sandbox)?;
-    let mut store = Store::new(engine, Guest::new(wasi, limits.memory, Arc::clone(&disk)));
+    let guest = Guest::new(
+        wasi,
+        limits.memory,
+        Arc::clone(&disk),
+        Arc::clone(&recording),
+    );
+    let mut store = Store::new(engine, guest);
     store.limiter(|guest| &mut guest.memory);
     // Every epoch tick (see `engine.increment_epoch` below, and other runs')
     // checks whether this run was stopped.
@@ -141,6 +147,11 @@ pub(super) fn run(
     if finished {
         // It has sent its last event and is about to return.
         let _ = worker.join();
+    }
+    if let Some(denials) = invocation.denials {
+        for denial in recording.denials.recorded() {
+            denials.record(denial);
+        }
     }
 
     // A script that failed after a refused write failed at the disk limit.

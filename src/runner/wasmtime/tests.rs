@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use sha2::Digest as _;
 
 use super::*;
-use crate::runner::LimitKind;
-use crate::{Baseline, Request};
+use crate::runner::{Denials, LimitKind};
+use crate::{Baseline, Denial, Request};
 
 const GUEST: &str = r#"
 use std::io::Write;
@@ -193,6 +193,16 @@ impl Package {
         args: &[&str],
         env: &BTreeMap<String, Option<OsString>>,
     ) -> (Result<Output, RunError>, Vec<String>) {
+        self.run_recording(request, args, env, None)
+    }
+
+    fn run_recording(
+        &self,
+        request: Request,
+        args: &[&str],
+        env: &BTreeMap<String, Option<OsString>>,
+        denials: Option<&Denials>,
+    ) -> (Result<Output, RunError>, Vec<String>) {
         let policy = self.policy(request);
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         let invocation = Invocation {
@@ -203,7 +213,7 @@ impl Package {
             jobserver: None,
             rustc_sysroot: None,
             policy: &policy,
-            denials: None,
+            denials,
         };
         let mut lines = Vec::new();
         let result = WasmtimeRunner::default().run(
@@ -218,6 +228,15 @@ impl Package {
     }
 
     /// Runs the guest and returns its stdout lines; it must exit successfully.
+    /// Runs the guest with no grant and returns what the runner recorded.
+    fn denials(&self, args: &[&str]) -> Vec<Denial> {
+        let denials = Denials::default();
+        let env = BTreeMap::new();
+        let (result, _) = self.run_recording(Request::default(), args, &env, Some(&denials));
+        result.unwrap();
+        denials.recorded()
+    }
+
     fn lines(&self, request: Request, args: &[&str]) -> Vec<String> {
         let (result, lines) = self.run(request, args);
         let output = result.unwrap();
@@ -332,6 +351,31 @@ fn only_the_out_dir_and_temp_dir_are_writable() {
     assert!(line(&["truncate", "data.txt"]).starts_with("err"));
     let data = std::fs::read_to_string(package.path("pkg/data.txt")).unwrap();
     assert_eq!(data, "package data");
+}
+
+#[test]
+fn denied_paths_and_connections_are_recorded() {
+    let package = Package::new("record");
+    let secret = package.arg("outside/secret.txt");
+    // The directory that holds a file: only directories can be preopened.
+    let read = Denial::Read(package.path("outside"));
+    assert_eq!(package.denials(&["read", &secret]), [read.clone()]);
+    let escape = format!("{}/../outside/secret.txt", package.arg("pkg"));
+    assert_eq!(package.denials(&["read", &escape]), [read]);
+    // Paths that exist nowhere are probes, not denials.
+    assert_eq!(package.denials(&["read", "/nonexistent/x.h"]), []);
+
+    let write = Denial::Write(package.path("pkg"));
+    assert_eq!(
+        package.denials(&["write", &package.arg("pkg/new")]),
+        [write.clone()]
+    );
+    assert_eq!(package.denials(&["write", "new"]), [write]);
+    assert_eq!(package.denials(&["write", &package.arg("out/file")]), []);
+
+    let address = "192.0.2.7:443";
+    let connection = Denial::Connection(address.parse().unwrap());
+    assert_eq!(package.denials(&["connect", address]), [connection]);
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //! a socket pair; everything the script starts inherits the filter. init, which
 //! opens files itself, is not under it. While it waits for the script,
 //! init serves the notifications: it reads the path or address from the
-//! calling process's memory, looks a path up in the view (init shares the
+//! calling process's memory (`process_vm_readv`), looks a path up in the view (init shares the
 //! script's mount namespace, outside its landlock domain) and lets the call
 //! continue unchanged (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). The recorder
 //! decides nothing.
@@ -45,7 +45,7 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -384,8 +384,7 @@ fn opened(call: &libc::seccomp_notif) -> Option<(PathBuf, bool)> {
 /// The `u64` at `address` in process `pid`.
 fn read_u64(pid: u32, address: u64) -> Option<u64> {
     let mut bytes = [0; 8];
-    let memory = File::open(format!("/proc/{pid}/mem")).ok()?;
-    memory.read_exact_at(&mut bytes, address).ok()?;
+    read_exact_memory(pid, address, &mut bytes)?;
     Some(u64::from_ne_bytes(bytes))
 }
 
@@ -394,8 +393,7 @@ fn connected_to(call: &libc::seccomp_notif) -> Option<SocketAddr> {
     let [_, address, length, ..] = call.data.args;
     let mut bytes = [0u8; 28];
     let length = usize::try_from(length).ok()?.min(bytes.len());
-    let memory = File::open(format!("/proc/{}/mem", call.pid)).ok()?;
-    memory.read_exact_at(&mut bytes[..length], address).ok()?;
+    read_exact_memory(call.pid, address, &mut bytes[..length])?;
     let family = i32::from(u16::from_ne_bytes([bytes[0], bytes[1]]));
     let port = u16::from_be_bytes([bytes[2], bytes[3]]);
     match family {
@@ -411,19 +409,16 @@ fn connected_to(call: &libc::seccomp_notif) -> Option<SocketAddr> {
     }
 }
 
-/// The NUL-terminated string at `address` in process `pid`, read a page at a
-/// time so that a string ending before an unmapped page is read whole.
+/// The NUL-terminated string at `address` in process `pid`, read up to a
+/// page boundary at a time so that a string ending before an unmapped page is
+/// read whole.
 fn read_c_string(pid: u32, address: u64) -> Option<OsString> {
-    let memory = File::open(format!("/proc/{pid}/mem")).ok()?;
     let mut bytes = Vec::new();
     let mut at = address;
     while bytes.len() < MAX_PATH {
         let mut page = [0; 4096];
         let until_page_end = 4096 - (at % 4096) as usize;
-        let read = memory.read_at(&mut page[..until_page_end], at).ok()?;
-        if read == 0 {
-            return None;
-        }
+        let read = read_memory(pid, at, &mut page[..until_page_end])?;
         if let Some(end) = page[..read].iter().position(|&b| b == 0) {
             bytes.extend_from_slice(&page[..end]);
             return Some(OsString::from_vec(bytes));
@@ -432,6 +427,29 @@ fn read_c_string(pid: u32, address: u64) -> Option<OsString> {
         at += read as u64;
     }
     None
+}
+
+/// Reads `buffer.len()` bytes at `address` in process `pid` with one
+/// `process_vm_readv` (no descriptor to open, unlike `/proc/<pid>/mem`);
+/// returns how many were read, never 0.
+fn read_memory(pid: u32, address: u64, buffer: &mut [u8]) -> Option<usize> {
+    let local = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: address as *mut libc::c_void,
+        iov_len: buffer.len(),
+    };
+    // SAFETY: `local` points to `buffer`, which the kernel fills at most;
+    // `remote` is only read, in the other process.
+    let read = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    usize::try_from(read).ok().filter(|&read| read > 0)
+}
+
+/// Reads exactly `buffer.len()` bytes at `address` in process `pid`.
+fn read_exact_memory(pid: u32, address: u64, buffer: &mut [u8]) -> Option<()> {
+    (read_memory(pid, address, buffer)? == buffer.len()).then_some(())
 }
 
 /// The [`RECORDED_CALLS`] of this architecture notify; everything else,

@@ -359,18 +359,24 @@ fn denied_paths_and_connections_are_recorded() {
     let secret = package.arg("outside/secret.txt");
     // The directory that holds a file: only directories can be preopened.
     let read = Denial::Read(package.path("outside"));
-    assert_eq!(package.denials(&["read", &secret]), [read.clone()]);
     let escape = format!("{}/../outside/secret.txt", package.arg("pkg"));
-    assert_eq!(package.denials(&["read", &escape]), [read]);
+    for path in [&secret, &escape] {
+        assert_eq!(
+            package.denials(&["read", path]),
+            std::slice::from_ref(&read)
+        );
+    }
     // Paths that exist nowhere are probes, not denials.
     assert_eq!(package.denials(&["read", "/nonexistent/x.h"]), []);
 
     let write = Denial::Write(package.path("pkg"));
-    assert_eq!(
-        package.denials(&["write", &package.arg("pkg/new")]),
-        [write.clone()]
-    );
-    assert_eq!(package.denials(&["write", "new"]), [write]);
+    let new = package.arg("pkg/new");
+    for path in [new.as_str(), "new"] {
+        assert_eq!(
+            package.denials(&["write", path]),
+            std::slice::from_ref(&write)
+        );
+    }
     assert_eq!(package.denials(&["write", &package.arg("out/file")]), []);
 
     let address = "192.0.2.7:443";

@@ -52,6 +52,7 @@ pub use build_tool::directives::{
     ERROR_OUTPUT_TAIL, ForbiddenDirective, neutralize_control, police_directives, printable_output,
 };
 pub use build_tool::hints::suggest_grant;
+pub use build_tool::record::DenialRecord;
 pub use build_tool::report::{ReportEntry, render_report_human, render_report_json};
 pub use policy::config::{ConsumerConfig, Weakening};
 pub use policy::effective::{Baseline, EffectivePolicy};
@@ -60,6 +61,6 @@ pub(crate) use policy::grants::grants_for;
 pub use policy::grants::{Grant, PackageMatcher, RunnerSelection};
 pub use policy::trust::{Approval, Trust};
 pub use policy::{
-    DEFAULT_DISK_LIMIT, DEFAULT_OUTPUT_LIMIT, Denial, EnvPattern, Limits, NetTarget, PolicyError,
-    Preset, Program, Request, RunnerKind,
+    DEFAULT_DISK_LIMIT, DEFAULT_OUTPUT_LIMIT, Denial, EnvPattern, LimitKind, Limits, NetTarget,
+    PolicyError, Preset, Program, Request, RunnerKind,
 };

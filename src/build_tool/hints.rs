@@ -13,6 +13,8 @@
 //! - A connection maps to a `net` grant of its address, unless a grant covers
 //!   it; a connection to port 53 (a name lookup the script did not ask for)
 //!   is left out, as a grant of the host's name is what it needs.
+//! - A limit the script was stopped at maps to twice the limit it had
+//!   (`limits.processes` is not configurable, so it maps to nothing).
 //!
 //! This is a hint, not a verdict: the script chose what it tried, so the
 //! suggestion is printed as a `help:` for the user to judge, never applied.
@@ -21,7 +23,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::policy::find_program;
-use crate::{Denial, EffectivePolicy, NetTarget, Preset, Program, Request};
+use crate::{Denial, EffectivePolicy, LimitKind, Limits, NetTarget, Preset, Program, Request};
 
 /// The grant that would have allowed what the runner recorded it denied;
 /// `None` when the policy grants all of it already.
@@ -46,6 +48,22 @@ pub fn suggest_grant(policy: &EffectivePolicy, denials: &[Denial]) -> Option<Req
             Denial::Write(path) => {
                 if !policy.writable().any(|dir| path.starts_with(dir)) {
                     grant.write.insert(path.clone());
+                }
+            }
+            Denial::Limit(kind) => {
+                let current = policy.granted.limits.or(&Limits::BUILT_IN);
+                let doubled = &mut grant.limits;
+                match kind {
+                    LimitKind::Time => doubled.time = current.time.map(|time| time * 2),
+                    LimitKind::Memory => {
+                        doubled.memory = current.memory.map(|m| m.saturating_mul(2))
+                    }
+                    LimitKind::Output => {
+                        doubled.output = current.output.map(|o| o.saturating_mul(2))
+                    }
+                    LimitKind::Disk => doubled.disk = current.disk.map(|d| d.saturating_mul(2)),
+                    // Not configurable.
+                    LimitKind::Processes => {}
                 }
             }
             Denial::Connection(address) if address.port() == 53 => {}
@@ -159,5 +177,21 @@ mod tests {
         let mut granted = policy();
         granted.granted.net.insert(expected);
         assert_eq!(suggest_grant(&granted, &denials), None);
+    }
+
+    #[test]
+    fn a_limit_hit_suggests_twice_the_limit() {
+        let mut policy = policy();
+        policy.granted.limits.time = Some(std::time::Duration::from_secs(60));
+        let denials = [
+            Denial::Limit(LimitKind::Time),
+            Denial::Limit(LimitKind::Output),
+        ];
+        let grant = suggest_grant(&policy, &denials).unwrap();
+        assert_eq!(grant.limits.time, Some(std::time::Duration::from_secs(120)));
+        assert_eq!(grant.limits.output, Some(2 * crate::DEFAULT_OUTPUT_LIMIT));
+        assert_eq!(grant.limits.memory, None);
+        let processes = [Denial::Limit(LimitKind::Processes)];
+        assert_eq!(suggest_grant(&policy, &processes), None);
     }
 }

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::policy::{display_duration, display_size, dotted};
-use crate::{Approval, Request, RunnerKind, Trust};
+use crate::{Approval, DenialRecord, Request, RunnerKind, Trust};
 
 /// One package with a build script.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -29,6 +29,9 @@ pub struct ReportEntry {
     /// ([`Approval::unapproved`]); under [`Trust::Declared`] the script gets it
     /// all the same.
     pub missing: Request,
+    /// What the sandbox refused the script in its last run, when that run
+    /// failed: the embedding program sets it from the stored record.
+    pub last_failed_run: Option<DenialRecord>,
 }
 
 fn serialize_runner<S: serde::Serializer>(runner: &RunnerKind, s: S) -> Result<S::Ok, S::Error> {
@@ -53,12 +56,14 @@ impl ReportEntry {
             declared: declared.clone(),
             approved: approval.granted(declared),
             missing: approval.unapproved(declared, package_root),
+            last_failed_run: None,
         }
     }
 }
 
 /// A line on the trust mode, then one block per package, a line for each
-/// part, `-` for an empty part, then the [`Summary`]; `table` is the path of
+/// part, `-` for an empty part, and what its last run was refused if that
+/// run failed, then the [`Summary`]; `table` is the path of
 /// keys of the table that holds the consumer's grants, as for
 /// [`add_grant`](crate::add_grant):
 ///
@@ -68,6 +73,7 @@ impl ReportEntry {
 ///   declared   run [cc, pkg-config]; clock
 ///   approved   run [cc]
 ///   missing    run [pkg-config]; clock
+///   refused    program pkg-config (in its last run, which failed)
 /// 1 package with a build script: 0 need no grant, 0 presets only, 1 other grants
 /// ```
 pub fn render_report_human(trust: Trust, table: &[&str], entries: &[ReportEntry]) -> String {
@@ -93,6 +99,14 @@ pub fn render_report_human(trust: Trust, table: &[&str], entries: &[ReportEntry]
             ("missing", &entry.missing),
         ] {
             let _ = writeln!(out, "  {label:<9}  {}", summary(request));
+        }
+        if let Some(record) = &entry.last_failed_run {
+            let denials: Vec<String> = record.denials.iter().map(|d| d.to_string()).collect();
+            let _ = writeln!(
+                out,
+                "  refused    {} (in its last run, which failed)",
+                denials.join("; ")
+            );
         }
     }
     let Summary {
@@ -240,15 +254,26 @@ mod tests {
             grants: vec![request("run = [\"cc\"]")],
             ..Approval::default()
         };
+        let refused = ["program pkg-config".parse().unwrap()];
+        let last_failed_run = DenialRecord {
+            package: "openssl-sys".to_owned(),
+            version: "0.9.109".to_owned(),
+            failed: true,
+            denials: refused.to_vec(),
+            grant: Some(request("presets = [\"pkg-config\"]")),
+        };
         vec![
-            ReportEntry::new(
-                "openssl-sys",
-                "0.9.109",
-                RunnerKind::Native,
-                &declared,
-                &approval,
-                Path::new("/ws/pkg"),
-            ),
+            ReportEntry {
+                last_failed_run: Some(last_failed_run),
+                ..ReportEntry::new(
+                    "openssl-sys",
+                    "0.9.109",
+                    RunnerKind::Native,
+                    &declared,
+                    &approval,
+                    Path::new("/ws/pkg"),
+                )
+            },
             ReportEntry::new(
                 "ring",
                 "0.17.14",
@@ -273,6 +298,7 @@ mod tests {
              \x20 declared   runner native; run [cc, pkg-config]; clock; time limit 60s\n\
              \x20 approved   run [cc]; time limit 60s\n\
              \x20 missing    run [pkg-config]; clock\n\
+             \x20 refused    program pkg-config (in its last run, which failed)\n\
              ring v0.17.14 (runner `noop`)\n\
              \x20 declared   -\n\
              \x20 approved   -\n\
@@ -346,7 +372,16 @@ mod tests {
             openssl["missing"]["limits"]["time"],
             serde_json::Value::Null
         );
+        assert_eq!(
+            openssl["last_failed_run"],
+            serde_json::json!({
+                "failed": true,
+                "denials": ["program pkg-config"],
+                "grant": serde_json::to_value(request("presets = [\"pkg-config\"]")).unwrap(),
+            })
+        );
         assert_eq!(packages[1]["runner"], "noop");
+        assert_eq!(packages[1]["last_failed_run"], serde_json::Value::Null);
         assert_eq!(
             render_report_json(Trust::Declared, &[]),
             "{\"trust\":\"declared\",\"packages\":[],\"summary\":{\"packages\":0,\

@@ -8,6 +8,47 @@ use super::PolicyError;
 /// The keys of the nested `limits` table.
 const LIMIT_KEYS: &[&str] = &["time", "memory", "output", "disk"];
 
+/// A resource limit a runner enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LimitKind {
+    /// Wall-clock time (`limits.time`).
+    Time,
+    /// Memory (`limits.memory`).
+    Memory,
+    /// Combined stdout and stderr (`limits.output`).
+    Output,
+    /// Files in `OUT_DIR` and the temporary directory (`limits.disk`).
+    Disk,
+    /// Number of processes and threads (a runner default, not configurable yet).
+    Processes,
+}
+
+impl LimitKind {
+    /// The key under `limits` that sets this limit, e.g. `time`.
+    pub fn key(self) -> &'static str {
+        match self {
+            LimitKind::Time => "time",
+            LimitKind::Memory => "memory",
+            LimitKind::Output => "output",
+            LimitKind::Disk => "disk",
+            LimitKind::Processes => "processes",
+        }
+    }
+
+    /// The limit whose [`key`](LimitKind::key) is `key`.
+    pub fn from_key(key: &str) -> Option<LimitKind> {
+        [
+            LimitKind::Time,
+            LimitKind::Memory,
+            LimitKind::Output,
+            LimitKind::Disk,
+            LimitKind::Processes,
+        ]
+        .into_iter()
+        .find(|kind| kind.key() == key)
+    }
+}
+
 /// Resource limits for one build-script run; `None` means the runner's default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Limits {

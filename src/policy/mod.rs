@@ -17,7 +17,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
-pub use self::limits::{DEFAULT_DISK_LIMIT, DEFAULT_OUTPUT_LIMIT, Limits};
+pub use self::limits::{DEFAULT_DISK_LIMIT, DEFAULT_OUTPUT_LIMIT, LimitKind, Limits};
 pub(crate) use self::limits::{display_duration, display_size};
 
 mod limits;
@@ -511,6 +511,8 @@ pub enum Denial {
     /// A path the script tried to create or write outside every writable
     /// directory of its sandbox.
     Write(PathBuf),
+    /// A limit the script was stopped at.
+    Limit(LimitKind),
 }
 
 impl Denial {
@@ -551,6 +553,38 @@ impl Denial {
             false => Denial::Read(path),
             true => Denial::Write(path),
         })
+    }
+}
+
+/// `program cc`, `read /opt/sdk`, `write /src/gen`, `connect 10.0.0.1:443`,
+/// `limit time`: the form a [`DenialRecord`](crate::DenialRecord) stores.
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denial::Program(name) => write!(f, "program {name}"),
+            Denial::Connection(address) => write!(f, "connect {address}"),
+            Denial::Read(path) => write!(f, "read {}", path.display()),
+            Denial::Write(path) => write!(f, "write {}", path.display()),
+            Denial::Limit(kind) => write!(f, "limit {}", kind.key()),
+        }
+    }
+}
+
+/// The [`Display`](fmt::Display) form back, checked as when recorded.
+impl FromStr for Denial {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, value) = s.split_once(' ').unwrap_or((s, ""));
+        let denial = match kind {
+            "program" => Denial::program(value),
+            "connect" => value.parse().ok().map(Denial::Connection),
+            "read" => Denial::path(Path::new(value), false),
+            "write" => Denial::path(Path::new(value), true),
+            "limit" => LimitKind::from_key(value).map(Denial::Limit),
+            _ => None,
+        };
+        denial.ok_or_else(|| format!("invalid denial `{}`", s.escape_debug()))
     }
 }
 
@@ -897,6 +931,30 @@ mod tests {
             &long,
         ] {
             assert_eq!(Denial::path(Path::new(path), false), None, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn denials_read_back_as_written_and_checked_again() {
+        for text in [
+            "program x86_64-linux-gnu-gcc",
+            "connect 10.0.0.1:443",
+            "connect [::1]:8080",
+            "read /opt/sdk/include",
+            "write /src/foo/gen.rs",
+            "limit time",
+        ] {
+            let denial: Denial = text.parse().unwrap();
+            assert_eq!(denial.to_string(), text);
+        }
+        for text in [
+            "program ../cc",
+            "read relative",
+            "write /a/../b",
+            "exec cc",
+            "read",
+        ] {
+            assert!(text.parse::<Denial>().is_err(), "{text:?}");
         }
     }
 

@@ -34,6 +34,8 @@ pub use self::wasmtime::WasmtimeRunner;
 pub use native::NativeRunner;
 pub use noop::NoopRunner;
 
+pub use crate::LimitKind;
+
 /// A line callback: receives one line without its line terminator.
 pub type LineCallback<'a> = &'a mut dyn FnMut(&str) -> anyhow::Result<()>;
 
@@ -147,34 +149,6 @@ impl fmt::Display for RunError {
             RunError::LimitExceeded { limit, value, .. } => {
                 write!(f, "exceeded its {} limit of {value}", limit.key())
             }
-        }
-    }
-}
-
-/// A resource limit a runner enforces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LimitKind {
-    /// Wall-clock time (`limits.time`).
-    Time,
-    /// Memory (`limits.memory`).
-    Memory,
-    /// Combined stdout and stderr (`limits.output`).
-    Output,
-    /// Files in `OUT_DIR` and the temporary directory (`limits.disk`).
-    Disk,
-    /// Number of processes and threads (a runner default, not configurable yet).
-    Processes,
-}
-
-impl LimitKind {
-    /// The key under `limits` that sets this limit, e.g. `time`.
-    pub fn key(self) -> &'static str {
-        match self {
-            LimitKind::Time => "time",
-            LimitKind::Memory => "memory",
-            LimitKind::Output => "output",
-            LimitKind::Disk => "disk",
-            LimitKind::Processes => "processes",
         }
     }
 }

@@ -68,6 +68,7 @@ fn reads_secrets_in_home(runner: &str) {
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [WARNING] victim@0.1.0: read ssh key: blocked: NotFound
 [WARNING] victim@0.1.0: read credentials: blocked: NotFound
+[WARNING] victim@0.1.0: the sandbox refused what `read = ["[ROOT]/home/.cargo/credentials.toml", "[ROOT]/home/.ssh/id_ed25519"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -194,6 +195,7 @@ fn writes_outside_out_dir(runner: &str) {
 [WARNING] victim@0.1.0: write registry src: blocked: NotFound
 [WARNING] victim@0.1.0: create in target/debug: blocked: ReadOnlyFilesystem
 [WARNING] victim@0.1.0: create via ..: blocked: ReadOnlyFilesystem
+[WARNING] victim@0.1.0: the sandbox refused what `write = ["[ROOT]/foo/src/lib.rs", "[ROOT]/foo/target/debug", "[ROOT]/home/.cargo/registry/src/index/other-1.0.0/src/lib.rs"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -330,6 +332,7 @@ fn exfiltrates_over_sockets(runner: &str) {
 [WARNING] victim@0.1.0: udp: blocked: PermissionDenied
 [WARNING] victim@0.1.0: unix: blocked: PermissionDenied
 [WARNING] victim@0.1.0: unix datagram: blocked: PermissionDenied
+[WARNING] victim@0.1.0: the sandbox refused what `net = ["127.0.0.1:[..]"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -451,6 +454,7 @@ fn changes_metadata_outside_the_policy(runner: &str) {
 [WARNING] victim@0.1.0: reset mtime of another package: blocked: NotFound
 [WARNING] victim@0.1.0: chmod own manifest: blocked: ReadOnlyFilesystem
 [WARNING] victim@0.1.0: setxattr on another package: blocked: NotFound
+[WARNING] victim@0.1.0: the sandbox refused what `read = ["[ROOT]/other/src/lib.rs"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -530,6 +534,7 @@ fn spawns_a_shell(runner: &str) {
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [WARNING] victim@0.1.0: spawn /bin/sh: blocked: NotFound
+[WARNING] victim@0.1.0: the sandbox refused what `run = ["sh"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -842,10 +847,13 @@ fn loops_forever(runner: &str) {
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
 [NOTE] the build script ran in the `native` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; time limit 2s)
+[HELP] the sandbox may have denied `limits = { time = "4s" }`; if the build script needs it, grant it in `.cargo/config.toml`:
+
+[build-sandbox.allow.victim]
+limits = { time = "4s" }
 
 Caused by:
   the build script exceeded its time limit of 2s
-  [HELP] to raise it, set `limits.time` in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 
 Caused by:
   process didn't exit successfully: `[ROOT]/foo/target/debug/build/victim-[HASH]/build-script-build` (signal: 9, SIGKILL: kill)
@@ -922,10 +930,13 @@ fn floods_memory_and_output(runner: &str) {
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
 [NOTE] the build script ran in the `native` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; memory limit 64MiB; output limit 64KiB)
+[HELP] the sandbox may have denied `limits = { memory = "128MiB" }`; if the build script needs it, grant it in `.cargo/config.toml`:
+
+[build-sandbox.allow.victim]
+limits = { memory = "128MiB" }
 
 Caused by:
   the build script exceeded its memory limit of [FILE_SIZE]B
-  [HELP] to raise it, set `limits.memory` in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 
 Caused by:
   process didn't exit successfully: `[ROOT]/foo/target/debug/build/victim-[HASH]/build-script-build` (signal: 9, SIGKILL: kill)
@@ -943,10 +954,13 @@ Caused by:
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
 [NOTE] the build script ran in the `native` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; memory limit 64MiB; output limit 64KiB)
+[HELP] the sandbox may have denied `limits = { output = "128KiB" }`; if the build script needs it, grant it in `.cargo/config.toml`:
+
+[build-sandbox.allow.victim]
+limits = { output = "128KiB" }
 
 Caused by:
   the build script exceeded its output limit of [FILE_SIZE]B
-  [HELP] to raise it, set `limits.output` in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 
 Caused by:
   process didn't exit successfully: `[ROOT]/foo/target/debug/build/victim-[HASH]/build-script-build` (signal: 9, SIGKILL: kill)
@@ -1062,10 +1076,13 @@ fn fills_the_disk(runner: &str) {
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
 [NOTE] the build script ran in the `[..]` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; disk limit 8MiB)
+[HELP] the sandbox may have denied `limits = { disk = "16MiB" }`; if the build script needs it, grant it in `.cargo/config.toml`:
+
+[build-sandbox.allow.victim]
+limits = { disk = "16MiB" }
 
 Caused by:
   the build script exceeded its disk limit of [FILE_SIZE]B
-  [HELP] to raise it, set `limits.disk` in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 ...
 "#]])
         .run();
@@ -1238,6 +1255,7 @@ fn connects_only_where_granted(runner: &str) {
 [WARNING] victim@0.1.0: tcp granted: succeeded: sent
 [WARNING] victim@0.1.0: tcp other port: blocked: PermissionDenied
 [WARNING] victim@0.1.0: udp: blocked: PermissionDenied
+[WARNING] victim@0.1.0: the sandbox refused what `net = ["127.0.0.1:[..]"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])

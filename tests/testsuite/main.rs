@@ -13,6 +13,7 @@ mod build_script;
 mod config;
 mod fingerprint;
 mod flag_off;
+mod learn;
 mod manifest;
 mod policy;
 mod real_crates;

@@ -455,10 +455,13 @@ fn output_is_capped_by_default_and_by_config() {
 [COMPILING] foo v0.0.1 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `foo v0.0.1 ([ROOT]/foo)`
 [NOTE] the build script ran in the `noop` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp]; output limit 1MiB)
+[HELP] the sandbox may have denied `limits = { output = "2MiB" }`; if the build script needs it, grant it in `.cargo/config.toml`:
+
+[build-sandbox.allow.foo]
+limits = { output = "2MiB" }
 
 Caused by:
   the build script exceeded its output limit of [FILE_SIZE]B
-  [HELP] to raise it, set `limits.output` in `[build-sandbox.allow.foo]` of `.cargo/config.toml`
 ...
 "#]])
         .run();
@@ -568,6 +571,41 @@ Caused by:
     p.cargo_sandboxed(Some(runner), "build").run();
 }
 
+/// A script refused something that falls back and succeeds may build
+/// something else than without a sandbox: Cargo warns with the grant, from
+/// the record alone. With the grant, the same script takes the other way.
+fn a_refused_script_that_succeeds_is_warned(runner: &str) {
+    let cache = paths::root().join("cache");
+    fs::create_dir_all(&cache).unwrap();
+    let probe = cache.join("probe");
+    let p = failing_script(&format!(
+        "let cached = std::fs::write({probe:?}, \"probe\").is_ok(); \
+         println!(\"cargo::rustc-env=CACHED={{cached}}\"); Ok(())"
+    ));
+
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.1.0 ([ROOT]/foo)
+[WARNING] foo@0.1.0: the sandbox refused what `write = ["[ROOT]/cache"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.foo]` of `.cargo/config.toml`
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert!(!probe.exists());
+    p.change_file(
+        ".cargo/config.toml",
+        &format!("[build-sandbox.allow.foo]\nwrite = [{cache:?}]\n"),
+    );
+    p.cargo_sandboxed(Some(runner), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.1.0 ([ROOT]/foo)
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    assert!(probe.exists());
+}
+
 /// The runner records where a script could not create a file, and the hint
 /// grants writing that directory.
 fn a_denied_write_is_hinted_with_its_grant(runner: &str) {
@@ -659,9 +697,19 @@ net = [\"127.0.0.1:{port}\"]
 
 /// The `native` runner records the programs a script could not run (not its
 /// output, which the script writes), and the hint names the preset that runs
-/// them.
+/// them: `cc` for `cc`.
 #[cargo_test]
-fn a_missing_program_is_hinted_with_its_preset() {
+fn a_missing_cc_is_hinted_with_its_preset() {
+    a_missing_program_is_hinted_with_its_preset("cc", "cc");
+}
+
+/// ... and `pkg-config` for `pkg-config`.
+#[cargo_test]
+fn a_missing_pkg_config_is_hinted_with_its_preset() {
+    a_missing_program_is_hinted_with_its_preset("pkg-config", "pkg-config");
+}
+
+fn a_missing_program_is_hinted_with_its_preset(program: &str, preset: &str) {
     let p = project()
         .file(
             "Cargo.toml",
@@ -675,36 +723,40 @@ fn a_missing_program_is_hinted_with_its_preset() {
         .file("src/lib.rs", "")
         .file(
             "build.rs",
-            r#"
-            fn main() {
-                // A script's own words about a denial do not make the hint.
-                eprintln!("error: `/etc/shadow`: Permission denied (os error 13)");
-                match std::process::Command::new("cc").arg("--version").output() {
-                    Ok(output) => assert!(output.status.success()),
-                    Err(e) => panic!("failed to find tool `cc`: {e}"),
-                }
-            }
-            "#,
+            &format!(
+                r#"
+                fn main() {{
+                    // A script's own words about a denial do not make the hint.
+                    eprintln!("error: `/etc/shadow`: Permission denied (os error 13)");
+                    match std::process::Command::new("{program}").arg("--version").output() {{
+                        Ok(output) => assert!(output.status.success()),
+                        Err(e) => panic!("failed to find tool `{program}`: {{e}}"),
+                    }}
+                }}
+                "#
+            ),
         )
         .build();
 
     p.cargo_sandboxed(Some("native"), "build")
         .with_status(101)
-        .with_stderr_data(str![[r#"
+        .with_stderr_data(format!(
+            "\
 [COMPILING] foo v0.1.0 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `foo v0.1.0 ([ROOT]/foo)`
 [NOTE] the build script ran in the `native` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/foo-[HASH]/out, [ROOT]/foo/target/debug/build/foo-[HASH]/tmp])
-[HELP] the sandbox may have denied `presets = ["cc"]`; if the build script needs it, grant it in `.cargo/config.toml`:
+[HELP] the sandbox may have denied `presets = [\"{preset}\"]`; if the build script needs it, grant it in `.cargo/config.toml`:
 
 [build-sandbox.allow.foo]
-presets = ["cc"]
+presets = [\"{preset}\"]
 ...
-"#]])
+"
+        ))
         .run();
-    // The suggested grant, applied, lets the script run `cc`.
+    // The suggested grant, applied, lets the script run the program.
     p.change_file(
         ".cargo/config.toml",
-        "[build-sandbox.allow.foo]\npresets = [\"cc\"]\n",
+        &format!("[build-sandbox.allow.foo]\npresets = [\"{preset}\"]\n"),
     );
     p.cargo_sandboxed(Some("native"), "build").run();
 }
@@ -841,6 +893,7 @@ mod native {
         a_denied_write_is_hinted_with_its_grant,
         a_denial_the_script_prints_is_not_hinted,
         a_denied_connection_is_hinted_with_its_address,
+        a_refused_script_that_succeeds_is_warned,
     );
 }
 
@@ -853,5 +906,6 @@ mod wasmtime {
         a_denied_write_is_hinted_with_its_grant,
         a_denial_the_script_prints_is_not_hinted,
         a_denied_connection_is_hinted_with_its_address,
+        a_refused_script_that_succeeds_is_warned,
     );
 }

@@ -339,6 +339,7 @@ fn reads_outside_grants() {
 [WARNING] victim@0.1.0: read ssh key: blocked: NotFound
 [WARNING] victim@0.1.0: read granted: succeeded: shared data
 [WARNING] victim@0.1.0: read relative: succeeded: name = "victim"
+[WARNING] victim@0.1.0: the sandbox refused what `read = ["[ROOT]/home/.ssh"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -417,6 +418,7 @@ fn writes_outside_out_dir() {
 [WARNING] victim@0.1.0: truncate own file: blocked: PermissionDenied
 [WARNING] victim@0.1.0: create via ..: blocked: PermissionDenied
 [WARNING] victim@0.1.0: write via symlink: blocked: PermissionDenied
+[WARNING] victim@0.1.0: the sandbox refused what `write = ["[ROOT]/foo", "[ROOT]/foo/src", "[ROOT]/foo/target/debug"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -521,6 +523,7 @@ fn connects_over_tcp() {
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [WARNING] victim@0.1.0: tcp: blocked: PermissionDenied
 [WARNING] victim@0.1.0: tcp other port: blocked: PermissionDenied
+[WARNING] victim@0.1.0: the sandbox refused what `net = ["127.0.0.1:[..]", "127.0.0.1:[..]"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -537,6 +540,7 @@ fn connects_over_tcp() {
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [WARNING] victim@0.1.0: tcp: succeeded: sent
 [WARNING] victim@0.1.0: tcp other port: blocked: PermissionDenied
+[WARNING] victim@0.1.0: the sandbox refused what `net = ["127.0.0.1:[..]"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -580,10 +584,13 @@ fn loops_and_memory_bombs_are_stopped() {
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
 [NOTE] the build script ran in the `wasmtime` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; time limit 2s; memory limit 64MiB)
+[HELP] the sandbox may have denied `limits = { time = "4s" }`; if the build script needs it, grant it in `.cargo/config.toml`:
+
+[build-sandbox.allow.victim]
+limits = { time = "4s" }
 
 Caused by:
   the build script exceeded its time limit of 2s
-  [HELP] to raise it, set `limits.time` in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 ...
 "#]])
         .run();
@@ -593,10 +600,13 @@ Caused by:
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
 [ERROR] failed to run custom build command for `victim v0.1.0 ([ROOT]/foo)`
 [NOTE] the build script ran in the `wasmtime` sandbox (read [[ROOT]/foo]; write [[ROOT]/foo/target/debug/build/victim-[HASH]/out, [ROOT]/foo/target/debug/build/victim-[HASH]/tmp]; time limit 2s; memory limit 64MiB)
+[HELP] the sandbox may have denied `limits = { memory = "128MiB" }`; if the build script needs it, grant it in `.cargo/config.toml`:
+
+[build-sandbox.allow.victim]
+limits = { memory = "128MiB" }
 
 Caused by:
   the build script exceeded its memory limit of [FILE_SIZE]B
-  [HELP] to raise it, set `limits.memory` in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 ...
 "#]])
         .run();

@@ -1,19 +1,23 @@
-//! The commands: `report`, `approve` and `allow`.
+//! The commands: `report`, `approve`, `allow` and `learn` (in [`crate::learn`]).
 //!
 //! Each loads the [`Workspace`] from Cargo and returns what goes to standard
 //! output; progress (`Approved`, `Granted`) goes to standard error, as
 //! Cargo's status lines do.
 
+use std::collections::BTreeMap;
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::{Context as _, bail, format_err};
-use build_sandbox::{PackageMatcher, Program, ReportEntry, Request};
+use build_sandbox::{DenialRecord, PackageMatcher, Program, ReportEntry, Request};
 
+use crate::learn;
 use crate::workspace::{ScriptPackage, Workspace};
 use crate::{Command, Format, GrantArgs};
 
 /// The path of the configuration table that holds the consumer's grants.
-const GRANTS_TABLE: [&str; 2] = ["build-sandbox", "allow"];
+pub const GRANTS_TABLE: [&str; 2] = ["build-sandbox", "allow"];
 
 pub fn run(command: Command) -> anyhow::Result<String> {
     match command {
@@ -29,24 +33,34 @@ pub fn run(command: Command) -> anyhow::Result<String> {
             grant,
             common,
         } => allow(&Workspace::load(&common)?, &package, grant),
+        Command::Learn {
+            runner,
+            dry_run,
+            common,
+        } => learn::learn(&Workspace::load(&common)?, &common, runner, dry_run),
     }
 }
 
 /// `report`: every package of the resolve with a build script, with its
 /// runner and what it declares, is approved and lacks.
 fn report(ws: &Workspace, format: Format) -> anyhow::Result<String> {
+    let failed_runs = last_failed_runs(&ws.target_dir)?;
     let entries: Vec<ReportEntry> = (ws.packages.iter())
         .map(|pkg| {
             let approval = ws.consumer.approval(&pkg.name, &pkg.version);
             let version = pkg.version.to_string();
-            ReportEntry::new(
-                &pkg.name,
-                version,
-                pkg.runner,
-                &pkg.declared,
-                &approval,
-                &pkg.root,
-            )
+            let key = (pkg.name.clone(), version.clone());
+            ReportEntry {
+                last_failed_run: failed_runs.get(&key).cloned(),
+                ..ReportEntry::new(
+                    &pkg.name,
+                    version,
+                    pkg.runner,
+                    &pkg.declared,
+                    &approval,
+                    &pkg.root,
+                )
+            }
         })
         .collect();
     let trust = ws.consumer.trust;
@@ -54,6 +68,28 @@ fn report(ws: &Workspace, format: Format) -> anyhow::Result<String> {
         Format::Human => build_sandbox::render_report_human(trust, &GRANTS_TABLE, &entries),
         Format::Json => build_sandbox::render_report_json(trust, &entries) + "\n",
     })
+}
+
+/// The records of the build scripts whose last run in `target_dir` failed, by
+/// package name and version; the newest when a package's script ran in more
+/// than one configuration.
+fn last_failed_runs(target_dir: &Path) -> anyhow::Result<BTreeMap<(String, String), DenialRecord>> {
+    let mut newest: BTreeMap<(String, String), (SystemTime, DenialRecord)> = BTreeMap::new();
+    for path in learn::records(target_dir) {
+        let Some(record) = DenialRecord::load(&path)?.filter(|record| record.failed) else {
+            continue;
+        };
+        let modified = (fs::metadata(&path).and_then(|meta| meta.modified()))
+            .with_context(|| format!("failed to read `{}`", path.display()))?;
+        let key = (record.package.clone(), record.version.clone());
+        if newest.get(&key).is_none_or(|(time, _)| *time < modified) {
+            newest.insert(key, (modified, record));
+        }
+    }
+    Ok(newest
+        .into_iter()
+        .map(|(key, (_, record))| (key, record))
+        .collect())
 }
 
 /// `approve`: writes `[build-sandbox.allow."name@version"]` entries approving
@@ -165,13 +201,13 @@ fn allow(ws: &Workspace, package: &str, grant: GrantArgs) -> anyhow::Result<Stri
 }
 
 /// The workspace's `.cargo/config.toml`, which `approve` and `allow` edit.
-fn config_path(ws: &Workspace) -> PathBuf {
+pub fn config_path(ws: &Workspace) -> PathBuf {
     ws.root.join(".cargo").join("config.toml")
 }
 
 /// Adds `request` to `[build-sandbox.allow."<key>"]` of the configuration file
 /// at `config_path`, keeping everything else in it as it is.
-fn add_to_config(config_path: &Path, key: &str, request: &Request) -> anyhow::Result<()> {
+pub fn add_to_config(config_path: &Path, key: &str, request: &Request) -> anyhow::Result<()> {
     let config = match std::fs::read_to_string(config_path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         read => read.with_context(|| format!("failed to read `{}`", config_path.display()))?,
@@ -187,6 +223,6 @@ fn add_to_config(config_path: &Path, key: &str, request: &Request) -> anyhow::Re
 }
 
 /// A status line on standard error, as Cargo prints them: the verb right-aligned.
-fn status(verb: &str, message: &str) {
+pub fn status(verb: &str, message: &str) {
     eprintln!("{verb:>12} {message}");
 }

@@ -14,8 +14,11 @@
 //!    `report` shows what each script declares, is approved and lacks;
 //!    `approve` and `allow` write grants into the workspace's
 //!    `.cargo/config.toml`, keeping the rest of the file.
+//! 3. [`learn`] builds the workspace sandboxed, as many times as it takes,
+//!    and writes the grants its build scripts were refused.
 
 mod commands;
+mod learn;
 mod workspace;
 
 use std::io::Write as _;
@@ -67,6 +70,33 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Build the workspace sandboxed and grant each build script what it was refused
+    Learn {
+        /// The sandbox to learn with (default: the one `-Zsandboxed-build-scripts` chooses)
+        #[arg(long, value_enum)]
+        runner: Option<LearnRunner>,
+        /// Print the grants instead of writing them
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// The runners that record what they refuse.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LearnRunner {
+    Native,
+    Wasmtime,
+}
+
+impl LearnRunner {
+    pub fn name(self) -> &'static str {
+        match self {
+            LearnRunner::Native => "native",
+            LearnRunner::Wasmtime => "wasmtime",
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

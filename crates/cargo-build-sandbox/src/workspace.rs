@@ -43,12 +43,17 @@ pub struct Workspace {
     pub consumer: ConsumerConfig,
     /// The directory the command runs in.
     pub cwd: PathBuf,
+    /// Cargo's target directory for this workspace.
+    pub target_dir: PathBuf,
+    /// The `-Zsandboxed-build-scripts[=RUNNER]` flag as given.
+    pub flag: String,
 }
 
 #[derive(serde::Deserialize)]
 struct Metadata {
     packages: Vec<MetadataPackage>,
     workspace_root: PathBuf,
+    target_directory: PathBuf,
 }
 
 #[derive(serde::Deserialize)]
@@ -130,6 +135,8 @@ impl Workspace {
             packages,
             consumer,
             cwd,
+            target_dir: metadata.target_directory,
+            flag: flag.to_owned(),
         })
     }
 }
@@ -149,7 +156,7 @@ fn sandbox_flag(unstable: &[String]) -> anyhow::Result<&str> {
 }
 
 /// The Cargo that runs this subcommand, with `args`.
-fn cargo<const N: usize>(args: [&str; N]) -> Command {
+pub fn cargo<const N: usize>(args: [&str; N]) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut command = Command::new(cargo);
     command.args(args);

@@ -12,10 +12,13 @@
 //! * `test` builds the fork and runs the workspace's tests against it;
 //! * `bench` builds the fork and measures it (`benches/overhead.rs`);
 //! * `self-host` checks the fork's own tree with every build script sandboxed;
-//! * `report` measures the compatibility corpus under each runner into `design/rfc.md`.
+//! * `report` measures the compatibility corpus under each runner into `design/rfc.md`;
+//! * `learn-check` runs `cargo build-sandbox learn` on the real-crates tests' crates and checks
+//!   that every grant it learns is needed.
 
 mod fork;
 mod install;
+mod learn_check;
 mod report;
 mod self_host;
 mod test;
@@ -69,6 +72,12 @@ enum Command {
         #[arg(long = "runner", value_name = "RUNNER", default_values = ["noop", "native", "wasmtime"])]
         runners: Vec<String>,
     },
+    /// Time `cargo build-sandbox learn` on the real-crates tests' crates and check each grant
+    LearnCheck {
+        /// The runner to learn with
+        #[arg(long, default_value = "native")]
+        runner: String,
+    },
     /// Build the fork and run the benchmarks in `benches/` against it
     Bench {
         /// Extra arguments for `cargo bench`
@@ -87,6 +96,7 @@ fn main() -> ExitCode {
         Command::BuildFork => fork::build(&ws).map(|_| ()),
         Command::Install => install::install(&ws),
         Command::SelfHost => self_host::self_host(&ws),
+        Command::LearnCheck { runner } => learn_check::learn_check(&ws, &runner),
         Command::Report { quick, runners } => report::report(&ws, quick, &runners),
         Command::Test { args } => return test::test(&ws, &args).unwrap_or_else(report),
         Command::Bench { args } => return test::bench(&ws, &args).unwrap_or_else(report),

@@ -129,13 +129,7 @@ impl Status {
 
     /// Reports something the script was denied.
     fn denied(&self, denial: &Denial) {
-        let line = match denial {
-            Denial::Program(name) => format!("denied: program {name}\n"),
-            Denial::Connection(address) => format!("denied: connect {address}\n"),
-            Denial::Read(path) => format!("denied: read {}\n", path.display()),
-            Denial::Write(path) => format!("denied: write {}\n", path.display()),
-        };
-        let _ = (&self.0).write_all(line.as_bytes());
+        let _ = (&self.0).write_all(format!("denied: {denial}\n").as_bytes());
     }
 }
 

@@ -24,7 +24,6 @@ use super::kernel;
 use super::spec::{ConfinementSpec, DEFAULT_PROCESSES, PathAccess};
 use super::sys::{check, pipe};
 use super::tokens::TokenRelay;
-use crate::Denial;
 use crate::policy::display_size;
 use crate::runner::stream::{Watchdog, stream_output};
 use crate::runner::{
@@ -206,24 +205,14 @@ fn helper_path() -> anyhow::Result<std::path::PathBuf> {
     Ok(helper)
 }
 
-/// Records the denials init reported (`denied: program <name>`,
-/// `denied: read <path>`, `denied: write <path>`, `denied: connect <address>`).
+/// Records the denials init reported, `denied: <denial>` as [`Denial`]
+/// displays it, checked again as it is parsed.
 fn record_denials(report: &str, denials: &Denials) {
-    for line in report.lines() {
-        let denial = if let Some(name) = line.strip_prefix("denied: program ") {
-            Denial::program(name)
-        } else if let Some(path) = line.strip_prefix("denied: read ") {
-            Denial::path(Path::new(path), false)
-        } else if let Some(path) = line.strip_prefix("denied: write ") {
-            Denial::path(Path::new(path), true)
-        } else if let Some(address) = line.strip_prefix("denied: connect ") {
-            address.parse().ok().map(Denial::Connection)
-        } else {
-            None
-        };
-        if let Some(denial) = denial {
-            denials.record(denial);
-        }
+    let reported = report
+        .lines()
+        .filter_map(|line| line.strip_prefix("denied: "));
+    for denial in reported.filter_map(|denial| denial.parse().ok()) {
+        denials.record(denial);
     }
 }
 

@@ -538,9 +538,14 @@ impl Denial {
     /// The path of a read (`write` false) or write denial, if `path` is
     /// absolute, normal (no `.` or `..`), UTF-8 without control characters and
     /// at most [`Denial::MAX_PATH`] bytes: it is printed in a `help:` line.
+    /// Paths under `/proc` and `/dev` are never denials to grant: they name
+    /// the state of whichever process looks them up (`/dev/fd/3`,
+    /// `/proc/self/...`) or devices (`/dev/tty`) no script needs.
     pub fn path(path: &Path, write: bool) -> Option<Denial> {
         let text = path.to_str()?;
         let plausible = path.is_absolute()
+            && !path.starts_with("/proc")
+            && !path.starts_with("/dev")
             && text.len() <= Denial::MAX_PATH
             && !text.chars().any(char::is_control)
             && path
@@ -928,6 +933,9 @@ mod tests {
             "/a/../etc/shadow",
             "/a/./b",
             "/x\nhelp: grant everything",
+            "/dev/fd/14",
+            "/dev/tty",
+            "/proc/self/environ",
             &long,
         ] {
             assert_eq!(Denial::path(Path::new(path), false), None, "{path:?}");

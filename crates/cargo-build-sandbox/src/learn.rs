@@ -16,7 +16,8 @@
 //!    passed with `--config`), then reads the records of the scripts that
 //!    ran and adds each record's grant. A script refused something, even one
 //!    that fell back and succeeded, therefore runs again with the grant in
-//!    the next round. Learning ends when a round passes and adds nothing; it
+//!    the next round, from an empty `OUT_DIR` as in a fresh build. Learning
+//!    ends when a round passes and adds nothing; it
 //!    fails when a round fails and adds nothing, naming each failed script
 //!    and what it was refused.
 //! 3. Verification: a fresh build with exactly the learned grants must pass,
@@ -120,6 +121,18 @@ pub fn learn(
                 grows = *entry != before;
             }
             added |= grows;
+            if grows {
+                // The script runs again with the grant: from an empty
+                // `OUT_DIR`, as in a fresh build, not over what it left there
+                // when it was refused.
+                let out_dir = path.with_file_name("out");
+                if let Err(e) = fs::remove_dir_all(&out_dir)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    return Err(e)
+                        .with_context(|| format!("failed to remove `{}`", out_dir.display()));
+                }
+            }
             if record.failed && !grows {
                 failures.push((key, record.denials));
             }

@@ -21,8 +21,8 @@
 //!    fails when a round fails and adds nothing, naming each failed script
 //!    and what it was refused.
 //! 3. Verification: a fresh build with exactly the learned grants must pass,
-//!    and every build script's output (its directives and the files in its
-//!    `OUT_DIR`, target directories replaced) must equal the last round's.
+//!    and every build script's directives and the files in its `OUT_DIR`
+//!    (target directories replaced) must equal the last round's.
 //! 4. The grants go into the workspace's `.cargo/config.toml` under
 //!    `name@version` keys, as `approve` writes them; `--dry-run` prints them.
 //!
@@ -327,8 +327,9 @@ fn compare_outputs(learned: &Path, fresh: &Path) -> anyhow::Result<Option<String
     Ok(None)
 }
 
-/// A run directory's `output` and the files under `out/`, by relative path,
-/// with `target` replaced by a placeholder.
+/// A run directory's directives (the `cargo:` lines of `output`) and the
+/// files under `out/`, by relative path, with `target` replaced by a
+/// placeholder.
 fn read_run(run: &Path, target: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
     let mut files = BTreeMap::new();
     let mut pending = vec![run.join("out")];
@@ -351,7 +352,15 @@ fn read_run(run: &Path, target: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8
         replaced
     };
     if run.join("output").is_file() {
-        files.insert("output".to_owned(), placeholder(read(&run.join("output"))?));
+        // The directives: other lines are the script's log, which may show
+        // what differs from run to run (say the jobserver's descriptors).
+        let output = read(&run.join("output"))?;
+        let directives: Vec<u8> = (output.split_inclusive(|&b| b == b'\n'))
+            .filter(|line| line.starts_with(b"cargo:"))
+            .flatten()
+            .copied()
+            .collect();
+        files.insert("output".to_owned(), placeholder(directives));
     }
     while let Some(dir) = pending.pop() {
         let Ok(entries) = fs::read_dir(&dir) else {

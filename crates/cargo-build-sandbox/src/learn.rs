@@ -17,9 +17,8 @@
 //!    ran and adds each record's grant. A script refused something, even one
 //!    that fell back and succeeded, therefore runs again with the grant in
 //!    the next round, from an empty `OUT_DIR` as in a fresh build. Learning
-//!    ends when a round passes and adds nothing; it
-//!    fails when a round fails and adds nothing, naming each failed script
-//!    and what it was refused.
+//!    ends when a round passes and adds nothing; it fails when a round fails
+//!    and adds nothing, naming each failed script and what it was refused.
 //! 3. Verification: a fresh build with exactly the learned grants must pass,
 //!    and every build script's directives and the files in its `OUT_DIR`
 //!    (target directories replaced) must equal the last round's.

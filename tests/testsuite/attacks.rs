@@ -66,9 +66,10 @@ fn reads_secrets_in_home(runner: &str) {
         .cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: the sandbox refused what `read = ["[ROOT]/home/.cargo/credentials.toml", "[ROOT]/home/.ssh/id_ed25519"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+[WARNING] `victim` (build script) generated 1 warning
 [WARNING] victim@0.1.0: read ssh key: blocked: NotFound
 [WARNING] victim@0.1.0: read credentials: blocked: NotFound
-[WARNING] victim@0.1.0: the sandbox refused what `read = ["[ROOT]/home/.cargo/credentials.toml", "[ROOT]/home/.ssh/id_ed25519"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -191,11 +192,12 @@ fn writes_outside_out_dir(runner: &str) {
         .cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: the sandbox refused what `write = ["[ROOT]/foo/src/lib.rs", "[ROOT]/foo/target/debug", "[ROOT]/home/.cargo/registry/src/index/other-1.0.0/src/lib.rs"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+[WARNING] `victim` (build script) generated 1 warning
 [WARNING] victim@0.1.0: write own src: blocked: ReadOnlyFilesystem
 [WARNING] victim@0.1.0: write registry src: blocked: NotFound
 [WARNING] victim@0.1.0: create in target/debug: blocked: ReadOnlyFilesystem
 [WARNING] victim@0.1.0: create via ..: blocked: ReadOnlyFilesystem
-[WARNING] victim@0.1.0: the sandbox refused what `write = ["[ROOT]/foo/src/lib.rs", "[ROOT]/foo/target/debug", "[ROOT]/home/.cargo/registry/src/index/other-1.0.0/src/lib.rs"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -328,11 +330,12 @@ fn exfiltrates_over_sockets(runner: &str) {
     p.cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: the sandbox refused what `net = ["127.0.0.1:[..]"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+[WARNING] `victim` (build script) generated 1 warning
 [WARNING] victim@0.1.0: tcp: blocked: PermissionDenied
 [WARNING] victim@0.1.0: udp: blocked: PermissionDenied
 [WARNING] victim@0.1.0: unix: blocked: PermissionDenied
 [WARNING] victim@0.1.0: unix datagram: blocked: PermissionDenied
-[WARNING] victim@0.1.0: the sandbox refused what `net = ["127.0.0.1:[..]"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -450,11 +453,12 @@ fn changes_metadata_outside_the_policy(runner: &str) {
     p.cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: the sandbox refused what `read = ["[ROOT]/other/src/lib.rs"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+[WARNING] `victim` (build script) generated 1 warning
 [WARNING] victim@0.1.0: chmod secret 644: blocked: NotFound
 [WARNING] victim@0.1.0: reset mtime of another package: blocked: NotFound
 [WARNING] victim@0.1.0: chmod own manifest: blocked: ReadOnlyFilesystem
 [WARNING] victim@0.1.0: setxattr on another package: blocked: NotFound
-[WARNING] victim@0.1.0: the sandbox refused what `read = ["[ROOT]/other/src/lib.rs"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -533,8 +537,9 @@ fn spawns_a_shell(runner: &str) {
     p.cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
-[WARNING] victim@0.1.0: spawn /bin/sh: blocked: NotFound
 [WARNING] victim@0.1.0: the sandbox refused what `run = ["sh"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+[WARNING] `victim` (build script) generated 1 warning
+[WARNING] victim@0.1.0: spawn /bin/sh: blocked: NotFound
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -1252,10 +1257,11 @@ fn connects_only_where_granted(runner: &str) {
     p.cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: the sandbox refused what `net = ["127.0.0.1:[..]"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+[WARNING] `victim` (build script) generated 1 warning
 [WARNING] victim@0.1.0: tcp granted: succeeded: sent
 [WARNING] victim@0.1.0: tcp other port: blocked: PermissionDenied
 [WARNING] victim@0.1.0: udp: blocked: PermissionDenied
-[WARNING] victim@0.1.0: the sandbox refused what `net = ["127.0.0.1:[..]"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])

@@ -573,20 +573,34 @@ Caused by:
 
 /// A script refused something that falls back and succeeds may build
 /// something else than without a sandbox: Cargo warns with the grant, from
-/// the record alone. With the grant, the same script takes the other way.
+/// the record alone, also for a registry dependency, whose scripts' own
+/// warnings Cargo hides. With the grant, the same script takes the other way.
 fn a_refused_script_that_succeeds_is_warned(runner: &str) {
     let cache = paths::root().join("cache");
     fs::create_dir_all(&cache).unwrap();
     let probe = cache.join("probe");
-    let p = failing_script(&format!(
-        "let cached = std::fs::write({probe:?}, \"probe\").is_ok(); \
-         println!(\"cargo::rustc-env=CACHED={{cached}}\"); Ok(())"
-    ));
+    Package::new("fallback", "1.0.0")
+        .file(
+            "build.rs",
+            &format!(
+                "fn main() {{ let cached = std::fs::write({probe:?}, \"probe\").is_ok(); \
+                 println!(\"cargo::rustc-env=CACHED={{cached}}\"); }}"
+            ),
+        )
+        .file("src/lib.rs", "")
+        .publish();
+    let p = depending_on("fallback = \"1\"");
 
     p.cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
+[UPDATING] `dummy-registry` index
+[LOCKING] 1 package to latest compatible version
+[DOWNLOADING] crates ...
+[DOWNLOADED] fallback v1.0.0 (registry `dummy-registry`)
+[COMPILING] fallback v1.0.0
+[WARNING] fallback@1.0.0: the sandbox refused what `write = ["[ROOT]/cache"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.fallback]` of `.cargo/config.toml`
+[WARNING] `fallback` (build script) generated 1 warning
 [COMPILING] foo v0.1.0 ([ROOT]/foo)
-[WARNING] foo@0.1.0: the sandbox refused what `write = ["[ROOT]/cache"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.foo]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -594,10 +608,11 @@ fn a_refused_script_that_succeeds_is_warned(runner: &str) {
     assert!(!probe.exists());
     p.change_file(
         ".cargo/config.toml",
-        &format!("[build-sandbox.allow.foo]\nwrite = [{cache:?}]\n"),
+        &format!("[build-sandbox.allow.fallback]\nwrite = [{cache:?}]\n"),
     );
     p.cargo_sandboxed(Some(runner), "build")
         .with_stderr_data(str![[r#"
+[COMPILING] fallback v1.0.0
 [COMPILING] foo v0.1.0 ([ROOT]/foo)
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 

@@ -336,10 +336,11 @@ fn reads_outside_grants() {
         .cargo_sandboxed(Some("wasmtime"), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: the sandbox refused what `read = ["[ROOT]/home/.ssh"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+[WARNING] `victim` (build script) generated 1 warning
 [WARNING] victim@0.1.0: read ssh key: blocked: NotFound
 [WARNING] victim@0.1.0: read granted: succeeded: shared data
 [WARNING] victim@0.1.0: read relative: succeeded: name = "victim"
-[WARNING] victim@0.1.0: the sandbox refused what `read = ["[ROOT]/home/.ssh"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -414,11 +415,12 @@ fn writes_outside_out_dir() {
         .env("ATTACK_ROUND", "2")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: the sandbox refused what `write = ["[ROOT]/foo", "[ROOT]/foo/src", "[ROOT]/foo/target/debug"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+[WARNING] `victim` (build script) generated 1 warning
 [WARNING] victim@0.1.0: append own src: blocked: PermissionDenied
 [WARNING] victim@0.1.0: truncate own file: blocked: PermissionDenied
 [WARNING] victim@0.1.0: create via ..: blocked: PermissionDenied
 [WARNING] victim@0.1.0: write via symlink: blocked: PermissionDenied
-[WARNING] victim@0.1.0: the sandbox refused what `write = ["[ROOT]/foo", "[ROOT]/foo/src", "[ROOT]/foo/target/debug"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -521,9 +523,10 @@ fn connects_over_tcp() {
         .cargo_sandboxed(Some("wasmtime"), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: the sandbox refused what `net = ["127.0.0.1:[..]", "127.0.0.1:[..]"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+[WARNING] `victim` (build script) generated 1 warning
 [WARNING] victim@0.1.0: tcp: blocked: PermissionDenied
 [WARNING] victim@0.1.0: tcp other port: blocked: PermissionDenied
-[WARNING] victim@0.1.0: the sandbox refused what `net = ["127.0.0.1:[..]", "127.0.0.1:[..]"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])
@@ -538,9 +541,10 @@ fn connects_over_tcp() {
     p.cargo_sandboxed(Some("wasmtime"), "build")
         .with_stderr_data(str![[r#"
 [COMPILING] victim v0.1.0 ([ROOT]/foo)
+[WARNING] victim@0.1.0: the sandbox refused what `net = ["127.0.0.1:[..]"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
+[WARNING] `victim` (build script) generated 1 warning
 [WARNING] victim@0.1.0: tcp: succeeded: sent
 [WARNING] victim@0.1.0: tcp other port: blocked: PermissionDenied
-[WARNING] victim@0.1.0: the sandbox refused what `net = ["127.0.0.1:[..]"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.victim]` of `.cargo/config.toml`
 [FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
 
 "#]])

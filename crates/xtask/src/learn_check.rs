@@ -9,12 +9,13 @@
 //! 2. `cargo build-sandbox learn --runner <runner>` writes `.cargo/config.toml`, timed.
 //! 3. A sandboxed build with exactly those grants, into `target-<runner>`, must pass with every
 //!    build script's directives and `OUT_DIR` files identical to `noop`'s.
-//! 4. Each learned grant (one entry of one key of one package) is removed in turn: the build
-//!    must then either fail with a `help:` holding exactly that entry, or pass with a warning
-//!    naming it (a script that falls back, whose output then differs from `noop`'s); a build
-//!    that passes with identical outputs means the grant was not needed, and fails the check.
+//! 4. Each learned grant (one entry of one key of one package) is removed in turn, and the
+//!    project built again from an empty target directory: the build must then either fail
+//!    with a `help:` holding exactly that entry, or pass with a warning naming it (a script
+//!    that falls back, whose output then differs from `noop`'s); a build that passes with
+//!    identical outputs means the grant was not needed, and fails the check.
 //!
-//! Prints a line per grant and the timings; `design/learn.md` records a run.
+//! Prints a line per grant and the timings; `design/benchmarks.md` records a run.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -163,6 +164,9 @@ pub fn learn_check(ws: &Workspace, runner: &str) -> Result<()> {
             }
         }
         fs::write(&config, without.to_string()).context("failed to write the configuration")?;
+        // From an empty target directory: a script that falls back must not find what an
+        // earlier run with the grant left in its `OUT_DIR`.
+        util::remove_dir_all(&target)?;
         let output = sandboxed(&target)?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         let wanted =

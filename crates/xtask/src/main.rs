@@ -13,6 +13,7 @@
 //! * `bench` builds the fork and measures it (`benches/overhead.rs`);
 //! * `self-host` checks the fork's own tree with every build script sandboxed;
 //! * `report` measures the compatibility corpus under each runner into `design/rfc.md`;
+//! * `security` runs the canary tests into the security table of `design/rfc.md`;
 //! * `learn-check` runs `cargo build-sandbox learn` on the real-crates tests' crates and checks
 //!   that every grant it learns is needed.
 
@@ -20,6 +21,7 @@ mod fork;
 mod install;
 mod learn_check;
 mod report;
+mod security;
 mod self_host;
 mod test;
 mod util;
@@ -72,6 +74,8 @@ enum Command {
         #[arg(long = "runner", value_name = "RUNNER", default_values = ["noop", "native", "wasmtime"])]
         runners: Vec<String>,
     },
+    /// Run the canary tests into the security table of `design/rfc.md`
+    Security,
     /// Time `cargo build-sandbox learn` on the real-crates tests' crates and check each grant
     LearnCheck {
         /// The runner to learn with
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         Command::BuildFork => fork::build(&ws).map(|_| ()),
         Command::Install => install::install(&ws),
         Command::SelfHost => self_host::self_host(&ws),
+        Command::Security => security::security(&ws),
         Command::LearnCheck { runner } => learn_check::learn_check(&ws, &runner),
         Command::Report { quick, runners } => report::report(&ws, quick, &runners),
         Command::Test { args } => return test::test(&ws, &args).unwrap_or_else(report),

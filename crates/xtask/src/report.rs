@@ -40,8 +40,6 @@ use crate::Workspace;
 use crate::fork;
 use crate::util::{self, output, status, warn};
 
-const BEGIN: &str = "<!-- report:compat:begin -->";
-const END: &str = "<!-- report:compat:end -->";
 /// The presets granted on a retry, each removed in turn to find the minimal set.
 const PRESETS: [&str; 2] = ["cc", "pkg-config"];
 /// A build that takes longer is killed and counted as failed.
@@ -181,7 +179,7 @@ pub fn report(ws: &Workspace, quick: bool, runners: &[String]) -> Result<()> {
     let json = report.dir.join("results.json");
     fs::write(&json, to_json(&info, &order, &results))
         .with_context(|| format!("failed to write `{}`", json.display()))?;
-    write_rfc(ws, &to_markdown(&info, &order, &results))?;
+    util::write_rfc_section(ws, "compat", &to_markdown(&info, &order, &results))?;
     status(
         "Finished",
         format_args!(
@@ -946,32 +944,4 @@ fn to_json(info: &Info, order: &[String], results: &[(&Crate, Vec<Measure>)]) ->
     }
     json.push_str("\n  ]\n}\n");
     json
-}
-
-/// Replaces what is between the markers of `design/rfc.md`, creating the file if needed.
-fn write_rfc(ws: &Workspace, table: &str) -> Result<()> {
-    let path = ws.root.join("design/rfc.md");
-    let text = match util::read_optional(&path)? {
-        Some(bytes) => String::from_utf8(bytes)
-            .with_context(|| format!("failed to read `{}`: invalid UTF-8", path.display()))?,
-        None => format!(
-            "# RFC: sandboxed build scripts\n\n\
-             The text of the RFC is still to be written.\n\n\
-             ## Compatibility\n\n{BEGIN}\n{END}\n"
-        ),
-    };
-    let text = match (text.find(BEGIN), text.find(END)) {
-        (Some(begin), Some(end)) if begin < end => format!(
-            "{}{BEGIN}\n{table}{END}{}",
-            &text[..begin],
-            &text[end + END.len()..]
-        ),
-        _ => {
-            warn(format_args!(
-                "`design/rfc.md` has no `{BEGIN}` ... `{END}`; appending them"
-            ));
-            format!("{}\n{BEGIN}\n{table}{END}\n", text.trim_end())
-        }
-    };
-    fs::write(&path, text).with_context(|| format!("failed to write `{}`", path.display()))
 }

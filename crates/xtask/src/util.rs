@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use crate::Workspace;
+
 /// The identity and date of every commit xtask makes, so that the same inputs always give the
 /// same commits.
 const GIT_IDENTITY: [(&str, &str); 6] = [
@@ -157,4 +159,31 @@ pub fn copy_binary(from: &Path, bin: &Path, name: &str) -> Result<()> {
             .with_context(|| format!("failed to copy `{name}` to `{}`", bin.display()))?;
     }
     Ok(())
+}
+
+/// Replaces what is between the markers `<!-- report:{section}:begin -->` and
+/// `<!-- report:{section}:end -->` of `design/rfc.md` with `table`, appending the markers when the
+/// file has none.
+pub fn write_rfc_section(ws: &Workspace, section: &str, table: &str) -> Result<()> {
+    let path = ws.root.join("design/rfc.md");
+    let (begin, end) = (
+        format!("<!-- report:{section}:begin -->"),
+        format!("<!-- report:{section}:end -->"),
+    );
+    let text = fs::read_to_string(&path)
+        .with_context(|| format!("failed to read `{}`", path.display()))?;
+    let text = match (text.find(&begin), text.find(&end)) {
+        (Some(at), Some(until)) if at < until => format!(
+            "{}{begin}\n{table}{end}{}",
+            &text[..at],
+            &text[until + end.len()..]
+        ),
+        _ => {
+            warn(format_args!(
+                "`design/rfc.md` has no `{begin}` ... `{end}`; appending them"
+            ));
+            format!("{}\n\n{begin}\n{table}{end}\n", text.trim_end())
+        }
+    };
+    fs::write(&path, text).with_context(|| format!("failed to write `{}`", path.display()))
 }

@@ -171,6 +171,71 @@ impl Request {
         *self == Request::default()
     }
 
+    /// Each capability this asks for as a request of its own: one per path,
+    /// variable, program, endpoint and preset, one per flag and one per limit.
+    /// Merged together they give `self` without its runner.
+    pub fn items(&self) -> Vec<Request> {
+        let mut items = Vec::new();
+        let mut push = |fill: &dyn Fn(&mut Request)| {
+            let mut item = Request::default();
+            fill(&mut item);
+            items.push(item);
+        };
+        for path in &self.read {
+            push(&|item| {
+                item.read.insert(path.clone());
+            });
+        }
+        for path in &self.write {
+            push(&|item| {
+                item.write.insert(path.clone());
+            });
+        }
+        for pattern in &self.env {
+            push(&|item| {
+                item.env.insert(pattern.clone());
+            });
+        }
+        for program in &self.run {
+            push(&|item| {
+                item.run.insert(program.clone());
+            });
+        }
+        for target in &self.net {
+            push(&|item| {
+                item.net.insert(target.clone());
+            });
+        }
+        for preset in &self.presets {
+            push(&|item| {
+                item.presets.insert(*preset);
+            });
+        }
+        if self.clock {
+            push(&|item| item.clock = true);
+        }
+        if self.random {
+            push(&|item| item.random = true);
+        }
+        if self.linker_plugins {
+            push(&|item| item.linker_plugins = true);
+        }
+        let limits = &self.limits;
+        if let Some(time) = limits.time {
+            push(&|item| item.limits.time = Some(time));
+        }
+        if let Some(memory) = limits.memory {
+            push(&|item| item.limits.memory = Some(memory));
+        }
+        if let Some(output) = limits.output {
+            push(&|item| item.limits.output = Some(output));
+        }
+        if let Some(disk) = limits.disk {
+            push(&|item| item.limits.disk = Some(disk));
+        }
+        items
+    }
+
     /// Adds everything `other` asks for to `self`; `other`'s limits win where set.
     pub fn merge(&mut self, other: &Request) {
         self.read.extend(other.read.iter().cloned());
@@ -1146,5 +1211,36 @@ limits = { time = "1500ms", memory = "1GiB", output = "16MiB", disk = "2GiB" }
         assert!(!a.random);
         assert_eq!(a.limits.time, Some(Duration::from_secs(2)));
         assert_eq!(a.limits.memory, Some(1 << 20));
+    }
+
+    #[test]
+    fn items_are_single_capabilities_that_merge_back() {
+        let request = parse(
+            "runner = \"native\"\nread = [\"/a\", \"/b\"]\npresets = [\"cc\"]\nclock = true\n\
+             limits = { time = \"2s\", disk = \"1GiB\" }",
+        )
+        .unwrap();
+        let items = request.items();
+        let described: Vec<String> = items.iter().map(crate::describe_grant).collect();
+        assert_eq!(
+            described,
+            [
+                "`read = [\"/a\"]`",
+                "`read = [\"/b\"]`",
+                "`presets = [\"cc\"]`",
+                "`clock = true`",
+                "`limits = { time = \"2s\" }`",
+                "`limits = { disk = \"1GiB\" }`",
+            ]
+        );
+        let mut merged = Request::default();
+        items.iter().for_each(|item| merged.merge(item));
+        assert_eq!(
+            merged,
+            Request {
+                runner: None,
+                ..request
+            }
+        );
     }
 }

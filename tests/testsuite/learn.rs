@@ -8,10 +8,10 @@ use cargo_test_support::{Project, paths, project, str};
 
 use crate::utils::{ProjectExt, per_runner};
 
-/// A workspace of three packages with build scripts: `reads` fails unless it
+/// A workspace of four packages with build scripts: `reads` fails unless it
 /// may read `[ROOT]/shared/data.txt`, `probes` falls back when it may not
-/// write `[ROOT]/cache` (and prints which way it went), `plain` needs
-/// nothing.
+/// write `[ROOT]/cache` (and prints which way it went), `ignores` tries to
+/// read the same file and does the same either way, `plain` needs nothing.
 fn workspace() -> Project {
     let shared = paths::root().join("shared");
     fs::create_dir_all(&shared).unwrap();
@@ -25,7 +25,7 @@ fn workspace() -> Project {
     project()
         .file(
             "Cargo.toml",
-            "[workspace]\nresolver = \"2\"\nmembers = [\"reads\", \"probes\", \"plain\"]\n",
+            "[workspace]\nresolver = \"2\"\nmembers = [\"reads\", \"probes\", \"ignores\", \"plain\"]\n",
         )
         .file("reads/Cargo.toml", &member("reads"))
         .file(
@@ -54,6 +54,19 @@ fn workspace() -> Project {
             ),
         )
         .file("probes/src/lib.rs", "pub const CACHED: &str = env!(\"PROBE_CACHED\");")
+        .file("ignores/Cargo.toml", &member("ignores"))
+        .file(
+            "ignores/build.rs",
+            &format!(
+                r#"
+                fn main() {{
+                    let _ = std::fs::read({data:?});
+                    println!("cargo::rustc-env=IGNORES=1");
+                }}
+                "#
+            ),
+        )
+        .file("ignores/src/lib.rs", "")
         .file("plain/Cargo.toml", &member("plain"))
         .file("plain/build.rs", "fn main() { println!(\"cargo::rustc-env=PLAIN=1\"); }")
         .file("plain/src/lib.rs", "")
@@ -69,7 +82,8 @@ fn granted_dir(runner: &str, path: &str) -> String {
 }
 
 /// `learn` grants `reads` its file and `probes` its cache (learned from a
-/// run that fell back and passed), nothing to `plain`, and the sandboxed
+/// run that fell back and passed), nothing to `plain`, and prunes the file
+/// `ignores` tried to read (its output is the same without it); the sandboxed
 /// build then passes with the script that probed taking the same path as
 /// without a sandbox.
 fn learns_the_grants_a_workspace_needs(runner: &str) {
@@ -79,11 +93,13 @@ fn learns_the_grants_a_workspace_needs(runner: &str) {
     p.cargo_sandboxed(None, &format!("build-sandbox learn --runner {runner}"))
         .with_stderr_data(format!(
             "    Learning round 1: building with no grants
-    Learning round 2: building with grants for 2 packages
+    Learning round 2: building with grants for 3 packages
+     Pruning trial 1 of 1: building without one item of each grant
+      Pruned `read = [\"{read}\"]` from `ignores@0.1.0`: its build script was refused it and did as well without it
 [VERIFYING] a fresh build with exactly the learned grants
      Granted `write = [\"[ROOT]/cache\"]` to `probes@0.1.0` in `[ROOT]/foo/.cargo/config.toml`
      Granted `read = [\"{read}\"]` to `reads@0.1.0` in `[ROOT]/foo/.cargo/config.toml`
-     Learned grants for 2 of 3 packages with build scripts in 2 rounds and [..]s
+     Learned grants for 2 of 4 packages with build scripts in 2 rounds and [..]s
 "
         ))
         .run();
@@ -123,7 +139,7 @@ read = [\"{read}\"]
     ))
     .with_stderr_data(str![[r#"
 ...
-     Learned grants for 2 of 3 packages with build scripts in 2 rounds and [..]s
+     Learned grants for 2 of 4 packages with build scripts in 2 rounds and [..]s
 
 "#]])
     .run();
@@ -202,6 +218,10 @@ fn report_shows_what_a_failed_run_was_refused() {
     p.cargo_sandboxed(None, "build-sandbox report")
         .with_stdout_data(str![[r#"
 trust: approved (build scripts get what `[build-sandbox.allow]` grants)
+ignores v0.1.0 (runner `native`)
+  declared   -
+  approved   -
+  missing    -
 plain v0.1.0 (runner `native`)
   declared   -
   approved   -
@@ -215,7 +235,7 @@ reads v0.1.0 (runner `native`)
   approved   -
   missing    -
   refused    read [ROOT]/shared/data.txt (in its last run, which failed)
-3 packages with build scripts: 3 need no grant, 0 presets only, 0 other grants
+4 packages with build scripts: 4 need no grant, 0 presets only, 0 other grants
 
 "#]])
         .run();
@@ -223,7 +243,7 @@ reads v0.1.0 (runner `native`)
         .cargo_sandboxed(None, "build-sandbox report --format json")
         .run();
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let reads = &report["packages"][2];
+    let reads = &report["packages"][3];
     assert_eq!(reads["package"], "reads");
     let data = paths::root().join("shared/data.txt").display().to_string();
     assert_eq!(

@@ -19,10 +19,14 @@
 //!    the next round, from an empty `OUT_DIR` as in a fresh build. Learning
 //!    ends when a round passes and adds nothing; it fails when a round fails
 //!    and adds nothing, naming each failed script and what it was refused.
-//! 3. Verification: a fresh build with exactly the learned grants must pass,
+//! 3. Pruning: a script refused something may do as well without it (a probe
+//!    that falls back to the same answer), so each learned item is removed in
+//!    turn, for every package at once, in a fresh build; it stays removed where
+//!    the package's build-script outputs equal the last round's (`prune`).
+//! 4. Verification: a fresh build with exactly the learned grants must pass,
 //!    and every build script's directives and the files in its `OUT_DIR`
 //!    (target directories replaced) must equal the last round's.
-//! 4. The grants go into the workspace's `.cargo/config.toml` under
+//! 5. The grants go into the workspace's `.cargo/config.toml` under
 //!    `name@version` keys, as `approve` writes them; `--dry-run` prints them.
 //!
 //! The builds' own output goes to files under
@@ -168,6 +172,16 @@ pub fn learn(
         }
     }
 
+    for (key, item) in prune(&build, &dir, &target, &mut learned)? {
+        status(
+            "Pruned",
+            &format!(
+                "{} from `{key}`: its build script was refused it and did as well without it",
+                build_sandbox::describe_grant(&item)
+            ),
+        );
+    }
+
     status("Verifying", "a fresh build with exactly the learned grants");
     let verify = dir.join("verify");
     if verify.exists() {
@@ -214,6 +228,90 @@ pub fn learn(
     }
     status("Learned", &summary);
     Ok(String::new())
+}
+
+/// Removes from `learned` what no script needs: a script refused a probe may
+/// do as well without it (`pkg-config` finding nothing a directory search
+/// would not). Trial `i` removes the `i`-th item of every package's grant at
+/// once and builds from an empty target directory; an item stays removed
+/// where the build passes and the package's build-script outputs equal the
+/// last round's. A dependency's changed output can keep an item of a
+/// dependent that it does not need: pruning errs towards granting. Returns
+/// what it removed.
+fn prune(
+    build: &Build<'_>,
+    dir: &Path,
+    rounds: &Path,
+    learned: &mut BTreeMap<String, Request>,
+) -> anyhow::Result<Vec<(String, Request)>> {
+    let items: BTreeMap<String, Vec<Request>> = (learned.iter())
+        .map(|(key, grant)| (key.clone(), grant.items()))
+        .collect();
+    let trials = items.values().map(Vec::len).max().unwrap_or(0);
+    let mut pruned = Vec::new();
+    for trial in 0..trials {
+        status(
+            "Pruning",
+            &format!(
+                "trial {} of {trials}: building without one item of each grant",
+                trial + 1
+            ),
+        );
+        let mut without = learned.clone();
+        let mut tried = Vec::new();
+        for (key, items) in &items {
+            let Some(item) = items.get(trial) else {
+                continue;
+            };
+            // The items earlier trials kept, without this one.
+            let grant = (learned[key].items().iter())
+                .filter(|other| *other != item)
+                .fold(Request::default(), |mut grant, other| {
+                    grant.merge(other);
+                    grant
+                });
+            without.insert(key.clone(), grant);
+            tried.push((key.clone(), item.clone()));
+        }
+        let target = dir.join("prune");
+        if target.exists() {
+            fs::remove_dir_all(&target)
+                .with_context(|| format!("failed to remove `{}`", target.display()))?;
+        }
+        let log = dir.join(format!("prune-{}.log", trial + 1));
+        build.run(&without, &target, &log)?;
+        let differing = differing_packages(rounds, &target)?;
+        for (key, item) in tried {
+            let name = key.rsplit_once('@').map_or(key.as_str(), |(name, _)| name);
+            if differing.contains(name) {
+                continue;
+            }
+            learned.insert(key.clone(), without[&key].clone());
+            pruned.push((key, item));
+        }
+    }
+    learned.retain(|_, grant| !grant.is_empty());
+    Ok(pruned)
+}
+
+/// The names of the packages whose build-script outputs differ between the
+/// target directories, or whose scripts did not run in `fresh` (a failed
+/// build). By run directory name, `<package>-<hash>`: two versions of one
+/// package count as one.
+fn differing_packages(learned: &Path, fresh: &Path) -> anyhow::Result<BTreeSet<String>> {
+    let mut differing = BTreeSet::new();
+    for run in run_dirs(learned) {
+        let relative = run.strip_prefix(learned).unwrap_or(&run);
+        let after = fresh.join(relative);
+        let same =
+            after.join("output").is_file() && read_run(&run, learned)? == read_run(&after, fresh)?;
+        if !same {
+            let dir = relative.file_name().unwrap_or_default().to_string_lossy();
+            let name = dir.rsplit_once('-').map_or(&*dir, |(name, _)| name);
+            differing.insert(name.to_owned());
+        }
+    }
+    Ok(differing)
 }
 
 /// `no grants`, `grants for 1 package`, `grants for 3 packages`.

@@ -50,6 +50,11 @@ const SYSTEM_LIBRARIES: &[&str] = &[
     "/usr/lib32",
     "/usr/lib64",
 ];
+/// System headers: public, like the libraries beside them. A script looks for a C library by
+/// its header (`openssl-sys` checks `/usr/include/openssl` with a `stat`, which is not
+/// recorded) before it runs the compiler (which is); hidden, the script fails before the
+/// step at which the recorder learns what it needs.
+const SYSTEM_HEADERS: &[&str] = &["/usr/include"];
 /// Files the dynamic loader and libc read at startup.
 const SYSTEM_FILES: &[&str] = &[
     "/etc/ld.so.cache",
@@ -63,15 +68,13 @@ const SYSTEM_FILES: &[&str] = &[
 /// Files every script may write to.
 const SYSTEM_SINKS: &[&str] = &["/dev/null"];
 
-/// The `cc` preset: the compiler drivers, their internal programs and the linker.
-const CC_PROGRAMS: &[&str] = &["/usr/bin", "/bin", "/usr/libexec", "/usr/local/bin"];
+/// The `cc` preset: the directories whose C toolchain programs it runs ([`cc_programs`]).
+const CC_PROGRAM_DIRS: &[&str] = &["/usr/bin", "/bin", "/usr/local/bin"];
+/// The `cc` preset: the compilers' internal programs (GCC keeps `cc1` and `collect2` in
+/// `/usr/lib/gcc`, which the baseline has).
+const CC_INTERNALS: &[&str] = &["/usr/libexec"];
 /// The `cc` preset: headers and the compilers' data.
-const CC_DATA: &[&str] = &[
-    "/usr/include",
-    "/usr/local/include",
-    "/usr/local/lib",
-    "/usr/share",
-];
+const CC_DATA: &[&str] = &["/usr/local/include", "/usr/local/lib", "/usr/share"];
 /// The `cc` preset: what goes on `PATH`.
 const CC_PATH: &[&str] = &["/usr/bin", "/bin"];
 
@@ -226,6 +229,7 @@ impl ConfinementSpec {
         spec.grant(&baseline.temp_dir, PathAccess::READ_WRITE);
         spec.grant(invocation.program, PathAccess::READ_EXECUTE);
         spec.grant_all(SYSTEM_LIBRARIES, PathAccess::READ_EXECUTE);
+        spec.grant_all(SYSTEM_HEADERS, PathAccess::READ);
         spec.grant_all(SYSTEM_FILES, PathAccess::READ);
         spec.grant_all(SYSTEM_SINKS, PathAccess::READ_WRITE);
         for path in &policy.granted.read {
@@ -287,7 +291,10 @@ impl ConfinementSpec {
                 // Part of this runner's baseline, see above.
                 Preset::RustcProbe => {}
                 Preset::Cc => {
-                    spec.grant_all(CC_PROGRAMS, PathAccess::READ_EXECUTE);
+                    for program in cc_programs() {
+                        spec.grant(program, PathAccess::READ_EXECUTE);
+                    }
+                    spec.grant_all(CC_INTERNALS, PathAccess::READ_EXECUTE);
                     spec.grant_all(CC_DATA, PathAccess::READ);
                     path.extend(CC_PATH.iter().map(PathBuf::from));
                 }
@@ -371,6 +378,33 @@ impl ConfinementSpec {
             self.grant(Path::new(path), access);
         }
     }
+}
+
+/// The C toolchain's programs in [`CC_PROGRAM_DIRS`], found once per process: every file whose
+/// name, without a version (`gcc-12`) or a linker's flavour (`ld.bfd`), is one that
+/// [`Preset::running`] gives the `cc` preset for. Not the rest of `/usr/bin`: a script granted
+/// `cc` runs compilers, not `pkg-config`, `curl` or `git`.
+fn cc_programs() -> &'static [PathBuf] {
+    static PROGRAMS: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    PROGRAMS.get_or_init(|| {
+        let mut programs = Vec::new();
+        for dir in CC_PROGRAM_DIRS {
+            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                // `ld.so` is the dynamic loader, which the baseline has.
+                let Some(name) = name.to_str().filter(|name| !name.ends_with(".so")) else {
+                    continue;
+                };
+                let name = name.split_once('.').map_or(name, |(name, _)| name);
+                let name = name.trim_end_matches(|c: char| c.is_ascii_digit());
+                let name = name.strip_suffix('-').unwrap_or(name);
+                if Preset::running(name) == Some(Preset::Cc) {
+                    programs.push(entry.path());
+                }
+            }
+        }
+        programs
+    })
 }
 
 /// The sysroot of `rustc`, from `rustc --print sysroot`, once per compiler and process.
@@ -526,6 +560,7 @@ mod tests {
         assert_eq!(spec.paths[&dirs.root.join("tmp")], PathAccess::READ_WRITE);
         assert_eq!(spec.paths[Path::new("/bin/sh")], PathAccess::READ_EXECUTE);
         assert_eq!(spec.paths[Path::new("/usr/lib")], PathAccess::READ_EXECUTE);
+        assert_eq!(spec.paths[Path::new("/usr/include")], PathAccess::READ);
         assert_eq!(spec.paths[Path::new("/dev/null")], PathAccess::READ_WRITE);
         assert!(!spec.paths.contains_key(Path::new("/usr/bin")));
         assert!(!spec.paths.keys().any(|path| path.starts_with("/proc")));
@@ -542,7 +577,11 @@ mod tests {
              net = [\"127.0.0.1:8080\"]\nlimits = { memory = \"1GiB\" }",
         );
         let spec = resolve(&policy, &BTreeMap::new()).unwrap();
-        assert_eq!(spec.paths[Path::new("/usr/bin")], PathAccess::READ_EXECUTE);
+        let cc = find_program(Path::new("cc")).unwrap();
+        assert_eq!(spec.paths[&cc], PathAccess::READ_EXECUTE);
+        assert!(!spec.paths.contains_key(Path::new("/usr/bin")));
+        let pkg_config = find_program(Path::new("pkg-config"));
+        assert!(pkg_config.is_err() || !spec.paths.contains_key(&pkg_config.unwrap()));
         assert_eq!(spec.paths[Path::new("/usr/include")], PathAccess::READ);
         let path = std::env::split_paths(&spec.env["PATH"]).collect::<Vec<_>>();
         assert!(path.contains(&PathBuf::from("/usr/bin")), "{path:?}");

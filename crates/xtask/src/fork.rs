@@ -350,12 +350,9 @@ pub const SUBCOMMAND: &str = "cargo-build-sandbox";
 /// starts from next to itself (`build_sandbox::runner::native::HELPER_NAME`).
 pub const HELPER: &str = "build-sandbox-helper";
 
-/// Builds Cargo without the patch series, as the reference for benchmarks: the
-/// tree's pristine commit is exported to `target/pristine/cargo` and built into
-/// `target/fork` (sharing the fork's dependencies), and the binary is copied to
-/// `target/pristine/cargo-unpatched`. Returns its path; the fork's own binary
-/// must be built again afterwards.
-pub fn build_pristine(ws: &Workspace) -> Result<PathBuf> {
+/// The pristine commit of the tree (upstream Cargo 0.98.0, unpatched), unpacked into
+/// `target/pristine/cargo` once per commit.
+pub fn pristine_tree(ws: &Workspace) -> Result<PathBuf> {
     materialize(ws, Mode::Lenient)?;
     let tree = ws.tree();
     let pristine = output(util::git(&tree).args(["rev-list", "--max-parents=0", "HEAD"]))?;
@@ -392,6 +389,17 @@ pub fn build_pristine(ws: &Workspace) -> Result<PathBuf> {
         fs::write(&stamp, pristine)
             .with_context(|| format!("failed to write `{}`", stamp.display()))?;
     }
+    Ok(source)
+}
+
+/// Builds Cargo without the patch series, as the reference for benchmarks: the
+/// tree's pristine commit is exported to `target/pristine/cargo` and built into
+/// `target/fork` (sharing the fork's dependencies), and the binary is copied to
+/// `target/pristine/cargo-unpatched`. Returns its path; the fork's own binary
+/// must be built again afterwards.
+pub fn build_pristine(ws: &Workspace) -> Result<PathBuf> {
+    let source = pristine_tree(ws)?;
+    let dir = ws.root.join("target/pristine");
     status("Building", "unpatched Cargo into `target/fork`");
     run(util::cargo()
         .current_dir(&source)

@@ -14,12 +14,15 @@
 //! * `self-host` checks the fork's own tree with every build script sandboxed;
 //! * `report` measures the compatibility corpus under each runner into `design/rfc.md`;
 //! * `security` runs the canary tests into the security table of `design/rfc.md`;
+//! * `oracle` runs Cargo's own test suite on unpatched Cargo and on the fork into
+//!   `design/rfc.md`;
 //! * `learn-check` runs `cargo build-sandbox learn` on the real-crates tests' crates and checks
 //!   that every grant it learns is needed.
 
 mod fork;
 mod install;
 mod learn_check;
+mod oracle;
 mod report;
 mod security;
 mod self_host;
@@ -76,6 +79,13 @@ enum Command {
     },
     /// Run the canary tests into the security table of `design/rfc.md`
     Security,
+    /// Run Cargo's own test suite on unpatched Cargo and on the fork (flag off) into
+    /// `design/rfc.md`
+    Oracle {
+        /// Test-name filters for the suite
+        #[arg(last = true)]
+        filters: Vec<String>,
+    },
     /// Time `cargo build-sandbox learn` on the real-crates tests' crates and check each grant
     LearnCheck {
         /// The runner to learn with
@@ -101,6 +111,7 @@ fn main() -> ExitCode {
         Command::Install => install::install(&ws),
         Command::SelfHost => self_host::self_host(&ws),
         Command::Security => security::security(&ws),
+        Command::Oracle { filters } => oracle::oracle(&ws, &filters),
         Command::LearnCheck { runner } => learn_check::learn_check(&ws, &runner),
         Command::Report { quick, runners } => report::report(&ws, quick, &runners),
         Command::Test { args } => return test::test(&ws, &args).unwrap_or_else(report),

@@ -178,6 +178,56 @@ fn a_failure_with_nothing_to_grant_names_the_script() {
     assert!(log.contains("LEARN_SECRET: NotPresent"), "{log}");
 }
 
+/// A script that does something else once its first run left a mark (here
+/// it then reads a file) passes the rounds and fails the verification build,
+/// and `learn` says which script and what it was refused there. (Whether it
+/// could write the mark is in its output, so pruning keeps that grant.)
+fn a_failed_verification_names_the_script_and_what_it_was_refused(runner: &str) {
+    let data = paths::root().join("shared/data.txt");
+    fs::create_dir_all(data.parent().unwrap()).unwrap();
+    fs::write(&data, "42").unwrap();
+    let cache = paths::root().join("cache");
+    fs::create_dir_all(&cache).unwrap();
+    let marker = cache.join("ran");
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"foo\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .file(
+            "build.rs",
+            &format!(
+                r#"
+                fn main() {{
+                    if std::path::Path::new({marker:?}).exists() {{
+                        std::fs::read({data:?}).unwrap();
+                    }}
+                    let wrote = std::fs::write({marker:?}, "").is_ok();
+                    println!("cargo::rustc-env=WROTE={{wrote}}");
+                }}
+                "#
+            ),
+        )
+        .file("src/lib.rs", "")
+        .build();
+    // `wasmtime` records the directory it would open.
+    let refused = granted_dir(runner, "[ROOT]/shared/data.txt");
+
+    p.cargo_sandboxed(None, &format!("build-sandbox learn --runner {runner}"))
+        .with_status(101)
+        .with_stderr_data(format!(
+            "    Learning round 1: building with no grants
+    Learning round 2: building with grants for 1 package
+     Pruning trial 1 of 1: building without one item of each grant
+[VERIFYING] a fresh build with exactly the learned grants
+[ERROR] the build failed with exactly the learned grants
+[NOTE] the build script of `foo@0.1.0` failed, and its sandbox refused: read {refused}
+[NOTE] the build's output is in `[ROOT]/foo/target/build-sandbox-learn/verify.log`
+"
+        ))
+        .run();
+}
+
 /// `learn` learns what scripts use; approving what packages declare is
 /// `approve`'s job, so an unapproved declaration stops it first.
 #[cargo_test]
@@ -263,11 +313,19 @@ reads v0.1.0 (runner `native`)
 mod native {
     use super::*;
 
-    per_runner!("native" => learns_the_grants_a_workspace_needs, a_dry_run_prints_the_grants);
+    per_runner!("native" =>
+        learns_the_grants_a_workspace_needs,
+        a_dry_run_prints_the_grants,
+        a_failed_verification_names_the_script_and_what_it_was_refused,
+    );
 }
 
 mod wasmtime {
     use super::*;
 
-    per_runner!("wasmtime" => learns_the_grants_a_workspace_needs, a_dry_run_prints_the_grants);
+    per_runner!("wasmtime" =>
+        learns_the_grants_a_workspace_needs,
+        a_dry_run_prints_the_grants,
+        a_failed_verification_names_the_script_and_what_it_was_refused,
+    );
 }

@@ -39,7 +39,7 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use build_sandbox::{DenialRecord, Request};
+use build_sandbox::{Denial, DenialRecord, Request};
 
 use crate::commands::{GRANTS_TABLE, add_to_config, config_path, status};
 use crate::workspace::{Workspace, cargo};
@@ -148,18 +148,11 @@ pub fn learn(
                      failed and showed nothing more to grant"
                 );
                 for (key, denials) in &failures {
-                    let denials: Vec<String> = denials.iter().map(|d| d.to_string()).collect();
-                    message.push_str(&match denials.is_empty() {
-                        true => format!(
-                            "\nnote: the build script of `{key}` failed, and its sandbox \
-                             recorded nothing it refused"
-                        ),
-                        false => format!(
-                            "\nnote: the build script of `{key}` failed although everything its \
-                             sandbox recorded it refused is granted: {}",
-                            denials.join(", ")
-                        ),
-                    });
+                    message.push_str(&failure_note(
+                        key,
+                        denials,
+                        " although everything its sandbox recorded it refused is granted",
+                    ));
                 }
                 bail!(
                     "{message}\nnote: the build's output is in `{}`\n\
@@ -190,9 +183,25 @@ pub fn learn(
     }
     let log = dir.join("verify.log");
     if !build.run(&learned, &verify, &log)? {
+        // What the failed scripts were refused this time: a script that does
+        // something else on a second run (it found what its first run left
+        // behind) needs more than the rounds showed.
+        let mut message = String::from("the build failed with exactly the learned grants");
+        for path in records(&verify) {
+            let Some(record) = DenialRecord::load(&path)? else {
+                continue;
+            };
+            if record.failed {
+                let key = format!("{}@{}", record.package, record.version);
+                message.push_str(&failure_note(
+                    &key,
+                    &record.denials,
+                    ", and its sandbox refused",
+                ));
+            }
+        }
         bail!(
-            "the build failed with exactly the learned grants\n\
-             note: the build's output is in `{}`",
+            "{message}\nnote: the build's output is in `{}`",
             log.display()
         );
     }
@@ -312,6 +321,22 @@ fn differing_packages(learned: &Path, fresh: &Path) -> anyhow::Result<BTreeSet<S
         }
     }
     Ok(differing)
+}
+
+/// The `note:` line for the failed build script of `key`: `failed{why}: ` and
+/// what its sandbox recorded it refused, or that it recorded nothing.
+fn failure_note(key: &str, denials: &[Denial], why: &str) -> String {
+    if denials.is_empty() {
+        return format!(
+            "\nnote: the build script of `{key}` failed, and its sandbox recorded nothing it \
+             refused"
+        );
+    }
+    let denials: Vec<String> = denials.iter().map(|d| d.to_string()).collect();
+    format!(
+        "\nnote: the build script of `{key}` failed{why}: {}",
+        denials.join(", ")
+    )
 }
 
 /// `no grants`, `grants for 1 package`, `grants for 3 packages`.

@@ -24,7 +24,13 @@
 //! is reported; the per-script runs go in rounds, every runner once a round,
 //! and a runner's cost is the median of its differences to `noop` within a
 //! round, so that the machine's drift falls on all runners alike.
-//! `BENCH_ONLY=scripts` runs the third measurement alone. Runners that are
+//! 4. **Peak memory with an output flood**: a build script that prints
+//!    300 MiB of lines, run by stock Cargo and by the fork under `noop` and
+//!    `native` after a build that compiled it without flooding; the peak
+//!    resident set of Cargo and everything it waited for (`wait4`).
+//!
+//! `BENCH_ONLY=scripts` runs the third measurement alone, `BENCH_ONLY=flood`
+//! the fourth. Runners that are
 //! not available on this machine are skipped with the reason.
 
 use std::fs;
@@ -47,11 +53,17 @@ fn main() {
         .unwrap_or(5);
     let work = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     fs::create_dir_all(&work).unwrap();
-    // `BENCH_ONLY=scripts` measures the per-script overhead alone.
-    if std::env::var("BENCH_ONLY").as_deref() != Ok("scripts") {
+    // `BENCH_ONLY=scripts` or `=flood` runs one measurement alone.
+    let only = std::env::var("BENCH_ONLY").ok();
+    if only.is_none() {
         builds(&fork, &stock, runs, &work);
     }
-    per_script_overhead(&fork, runs, &work);
+    if only.as_deref().is_none_or(|only| only == "scripts") {
+        per_script_overhead(&fork, runs, &work);
+    }
+    if only.as_deref().is_none_or(|only| only == "flood") {
+        flood_memory(&fork, &stock, &work);
+    }
 }
 
 /// Cold and no-op builds: stock, unpatched and the fork, and the
@@ -293,6 +305,53 @@ fn per_script_overhead(fork: &Path, runs: usize, work: &Path) {
     }
 }
 
+/// Cargo's peak memory while a build script prints 300 MiB.
+fn flood_memory(fork: &Path, stock: &Path, work: &Path) {
+    println!("## Peak memory with a 300 MiB output flood\n");
+    println!("| cargo | peak RSS | result |\n| --- | --- | --- |");
+    let dir = flood_workspace(work);
+    let configurations: [(&str, &Path, Option<&str>); 3] = [
+        ("stock", stock, None),
+        ("fork, `noop`", fork, Some("noop")),
+        ("fork, `native`", fork, Some("native")),
+    ];
+    for (label, cargo_exe, runner) in configurations {
+        let mut args = vec!["build".to_owned(), "--offline".to_owned()];
+        args.extend(runner.map(|runner| format!("-Zsandboxed-build-scripts={runner}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = fs::remove_dir_all(dir.join("target"));
+        let mut compile = cargo(cargo_exe, &dir, &args);
+        compile.env("BENCH_FLOOD", "0");
+        time(compile);
+        let mut flood = cargo(cargo_exe, &dir, &args);
+        let (success, peak) = peak_memory(flood.env("BENCH_FLOOD", "1"));
+        let result = match success {
+            true => "passed, the whole output kept",
+            false => "failed (stopped at its output limit)",
+        };
+        println!("| {label} | {} MB | {result} |", peak / 1_000_000);
+    }
+    println!();
+}
+
+/// Runs `command`; whether it succeeded, and the peak resident set in bytes
+/// of it and of the processes it waited for.
+#[expect(
+    clippy::zombie_processes,
+    reason = "`wait4` reaps it, for its resource usage"
+)]
+fn peak_memory(command: &mut Command) -> (bool, u64) {
+    let child = command.spawn().unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero `rusage` is valid, and `wait4` fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `child` is ours and not yet waited for; `Child` is not used again.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "`wait4` failed");
+    let success = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (success, usage.ru_maxrss as u64 * 1024)
+}
+
 fn cargo(cargo_exe: &Path, dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(cargo_exe);
     command
@@ -370,6 +429,37 @@ typenum = "=1.20.1"
 "#,
     );
     write(&dir.join("src/lib.rs"), "");
+    dir
+}
+
+/// A package whose build script prints 300 MiB of lines when `BENCH_FLOOD=1`.
+fn flood_workspace(work: &Path) -> PathBuf {
+    let dir = work.join("flood");
+    write(
+        &dir.join("Cargo.toml"),
+        "[package]\nname = \"flood\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    );
+    write(
+        &dir.join("build.rs"),
+        r#"use std::io::Write;
+fn main() {
+    println!("cargo::rerun-if-env-changed=BENCH_FLOOD");
+    if std::env::var("BENCH_FLOOD").as_deref() == Ok("1") {
+        let line = format!("{}\n", "x".repeat(1023));
+        let mut out = std::io::stdout().lock();
+        for _ in 0..300 * 1024 {
+            out.write_all(line.as_bytes()).unwrap();
+        }
+    }
+}
+"#,
+    );
+    write(&dir.join("src/lib.rs"), "");
+    // Sandboxed scripts see only the environment they are granted.
+    write(
+        &dir.join(".cargo/config.toml"),
+        "[build-sandbox.allow.flood]\nenv = [\"BENCH_FLOOD\"]\n",
+    );
     dir
 }
 

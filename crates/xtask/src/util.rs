@@ -187,3 +187,11 @@ pub fn write_rfc_section(ws: &Workspace, section: &str, table: &str) -> Result<(
     };
     fs::write(&path, text).with_context(|| format!("failed to write `{}`", path.display()))
 }
+
+/// When and where a measurement ran: `2026-12-05 23:50 UTC, Linux 6.18.0, 2 cores`.
+pub fn when_and_where() -> Result<String> {
+    let date = output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))?;
+    let kernel = output(Command::new("uname").arg("-sr"))?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(format!("{}, {}, {cores} cores", date.trim(), kernel.trim()))
+}

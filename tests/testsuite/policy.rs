@@ -724,6 +724,63 @@ fn a_missing_pkg_config_is_hinted_with_its_preset() {
     a_missing_program_is_hinted_with_its_preset("pkg-config", "pkg-config");
 }
 
+/// The `cc` preset runs the C toolchain, not every program beside it: a
+/// script granted `cc` that starts `env` (any program in `/usr/bin`) works
+/// without a sandbox and is refused under `native`; the compiler still runs.
+#[cargo_test]
+fn the_cc_preset_runs_the_toolchain_and_nothing_else() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            r#"
+            [package]
+            name = "foo"
+            version = "0.1.0"
+            edition = "2021"
+            "#,
+        )
+        .file("src/lib.rs", "")
+        .file(
+            "build.rs",
+            r#"
+            fn main() {
+                for program in ["env", "cc"] {
+                    let outcome = match std::process::Command::new(program).arg("--version").output() {
+                        Ok(output) if output.status.success() => "runs".to_owned(),
+                        Ok(output) => format!("fails: {}", output.status),
+                        Err(e) => format!("refused: {:?}", e.kind()),
+                    };
+                    println!("cargo::warning={program}: {outcome}");
+                }
+            }
+            "#,
+        )
+        .file(".cargo/config.toml", "[build-sandbox.allow.foo]\npresets = [\"cc\"]\n")
+        .build();
+
+    p.cargo_sandboxed(Some("noop"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.1.0 ([ROOT]/foo)
+[WARNING] foo@0.1.0: env: runs
+[WARNING] foo@0.1.0: cc: runs
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+    p.cargo("clean").run();
+    p.cargo_sandboxed(Some("native"), "build")
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.1.0 ([ROOT]/foo)
+[WARNING] foo@0.1.0: the sandbox refused what `run = ["env"]` grants, and the build script succeeded without it; if it needs it, grant it in `[build-sandbox.allow.foo]` of `.cargo/config.toml`
+[WARNING] `foo` (build script) generated 1 warning
+[WARNING] foo@0.1.0: env: refused: NotFound
+[WARNING] foo@0.1.0: cc: runs
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+}
+
 fn a_missing_program_is_hinted_with_its_preset(program: &str, preset: &str) {
     let p = project()
         .file(

@@ -111,6 +111,12 @@ const ATTACKS: &[Attack] = &[
         wasmtime: NotApplicable("WASI cannot start processes"),
     },
     Attack {
+        name: "with the `cc` preset, run a program outside the C toolchain",
+        noop: Works,
+        native: Test("policy::the_cc_preset_runs_the_toolchain_and_nothing_else"),
+        wasmtime: NotApplicable("WASI cannot start processes"),
+    },
+    Attack {
         name: "signal the Cargo process",
         noop: Works,
         native: Test("attacks::native::signals_cargo"),

@@ -15,10 +15,12 @@
 //!    what the approval grants: a package's declaration never adds to it (it
 //!    only lowers limits), unless the consumer opted into [`Trust::Declared`].
 //!    [`RunnerSelection::choose`] picks the runner.
-//! 3. **Run.** [`runner::create`] makes the [`runner::SandboxRunner`], which
-//!    refuses a policy it cannot enforce ([`runner::SandboxRunner::check`]) and
-//!    otherwise runs the [`runner::Invocation`], streaming output lines to
-//!    Cargo's callbacks.
+//! 3. **Run.** [`runner::SandboxedScript::new`] makes the
+//!    [`runner::SandboxRunner`] ([`runner::create`]), which refuses a policy it
+//!    cannot enforce ([`runner::SandboxRunner::check`]).
+//!    [`runner::SandboxedScript::run`] runs the [`runner::Invocation`],
+//!    streaming its printable output lines to Cargo's callbacks, and records
+//!    what the runner refused for the `help:` of a failed run.
 //!
 //! The modules point one way: `policy` (requests, grants, trust, limits, the
 //! effective policy) depends on nothing else here; `runner` (the trait, its
@@ -29,14 +31,15 @@
 //!
 //! Around these steps Cargo applies its own policy with the crate's helpers
 //! (see `design/cargo-policy.md`): before any script runs it stops the build if
-//! [`Approval::unapproved`] is not empty for some package, printing
-//! [`grant_snippet`], and refuses a policy that opens its own state
+//! [`Approval::unapproved`] is not empty for some package, with
+//! [`unapproved_error`], and refuses a policy that opens its own state
 //! ([`EffectivePolicy::opened_protected`]); `cargo build-sandbox report` prints
 //! [`ReportEntry`]s and `cargo build-sandbox approve|allow` call [`add_grant`];
 //! after a sandboxed script ran it refuses directives that would run code
-//! or write files outside the sandbox ([`police_directives`]) and
-//! prints the script's text through [`neutralize_control`] (its error output
-//! through [`printable_output`]).
+//! or write files outside the sandbox ([`runner::SandboxedScript::police`])
+//! and prints the script's text through [`neutralize_control`] (its error
+//! output through [`printable_output`]). Messages name Cargo's tables and
+//! files as Cargo passes them ([`ConfigNames`]).
 //!
 //! Deny by default: a sandboxed script gets nothing but the baseline unless the
 //! consumer grants it more, and a runner that cannot enforce a policy
@@ -52,6 +55,7 @@ pub use build_tool::directives::{
     ERROR_OUTPUT_TAIL, ForbiddenDirective, neutralize_control, police_directives, printable_output,
 };
 pub use build_tool::hints::suggest_grant;
+pub use build_tool::messages::{ConfigNames, Unapproved, unapproved_error};
 pub use build_tool::record::DenialRecord;
 pub use build_tool::report::{ReportEntry, render_report_human, render_report_json};
 pub use policy::config::{ConsumerConfig, Weakening};

@@ -24,6 +24,7 @@ use crate::{Denial, EffectivePolicy, RunnerKind, Weakening};
 
 pub mod native;
 mod noop;
+mod script;
 pub(crate) mod stream;
 #[cfg(unix)]
 pub mod wasmtime;
@@ -33,6 +34,7 @@ pub use self::wasmtime::WasmtimeRunner;
 #[cfg(target_os = "linux")]
 pub use native::NativeRunner;
 pub use noop::NoopRunner;
+pub use script::SandboxedScript;
 
 pub use crate::LimitKind;
 

@@ -80,13 +80,12 @@ mod tests {
 
     #[test]
     fn unapproved_packages_are_named_with_the_grants_that_approve_them() {
-        let request =
-            |text: &str| Request::from_toml(&text.parse::<toml::Value>().unwrap()).unwrap();
+        let request = |text: &str| Request::parse_at(text, "/");
         let unapproved = [
             Unapproved {
                 package: "a v1.0.0".to_owned(),
                 grant_key: "a@1.0.0".to_owned(),
-                missing: request("net = true"),
+                missing: request("clock = true"),
             },
             Unapproved {
                 package: "b v0.2.0".to_owned(),
@@ -98,13 +97,13 @@ mod tests {
         assert_eq!(
             message,
             "build scripts declare capabilities that are not approved\n\
-             note: `a v1.0.0` declares `net = true`\n\
+             note: `a v1.0.0` declares `clock = true`\n\
              note: `b v0.2.0` declares `run = [\"cc\"]`\n\
              note: a package's `[package.sandbox]` is a request; only the consumer grants\n\
              help: to approve them, run `tool approve a b`, or add to `config.toml`:\n\
              \n\
              [sandbox.allow.\"a@1.0.0\"]\n\
-             net = true\n\
+             clock = true\n\
              \n\
              [sandbox.allow.\"b@0.2.0\"]\n\
              run = [\"cc\"]"

@@ -154,6 +154,26 @@ pub(crate) fn stream_output(
             "the child's stdout and stderr were not piped",
         )));
     };
+    let pipes = (stdout_pipe, stderr_pipe);
+    stream_pipes(
+        pipes,
+        || child.wait(),
+        on_stdout_line,
+        on_stderr_line,
+        watchdog,
+    )
+}
+
+/// Feeds the output read from `stdout_pipe` and `stderr_pipe` to the
+/// callbacks and captures it; `wait` returns the status of the process that
+/// wrote it, once it is gone.
+pub(crate) fn stream_pipes(
+    (stdout_pipe, stderr_pipe): (impl Read + Send, impl Read + Send),
+    wait: impl FnOnce() -> io::Result<ExitStatus>,
+    on_stdout_line: LineCallback<'_>,
+    on_stderr_line: LineCallback<'_>,
+    watchdog: Option<&Watchdog<'_>>,
+) -> Result<Output, RunError> {
     let mut delivery = LineDelivery::new(on_stdout_line, on_stderr_line);
     let mut read_error = None;
     let output_limit = watchdog.map(|watchdog| watchdog.output.unwrap_or(DEFAULT_OUTPUT_LIMIT));
@@ -206,7 +226,7 @@ pub(crate) fn stream_output(
             delivery.deliver(pipe, &line);
         }
         // Dropping `done` tells the watchdog that the child is gone.
-        let status = child.wait();
+        let status = wait();
         drop(done);
         status
     });

@@ -679,6 +679,99 @@ fn passes_bytes_through_the_jobserver(runner: &str) {
         .run();
 }
 
+/// Two scripts without `net` running at once (`-j2`) pass bytes over the
+/// loopback: under `native` they share one network namespace, with no
+/// interface up and no TCP `bind` or `connect` (landlock).
+fn talks_over_loopback(runner: &str) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let package = |name: &str, body: &str| {
+        (
+            format!("{name}/Cargo.toml"),
+            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
+            format!("{name}/build.rs"),
+            format!(
+                "fn main() {{\n{}\n}}",
+                body.replace("PORT", &port.to_string())
+            ),
+        )
+    };
+    let talker = package(
+        "talker",
+        r#"
+        use std::io::Write;
+        // Counted, not timed: `wasmtime`'s clocks stand still.
+        for _ in 0..200 {
+            if let Ok(mut stream) = std::net::TcpStream::connect("127.0.0.1:PORT") {
+                let _ = stream.write_all(b"%%%%");
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        "#,
+    );
+    let listener = package(
+        "listener",
+        r#"
+        use std::io::Read;
+        let received = match std::net::TcpListener::bind("127.0.0.1:PORT") {
+            Err(e) => format!("blocked: {:?}", e.kind()),
+            Ok(listener) => {
+                listener.set_nonblocking(true).unwrap();
+                let mut received = String::from("nothing");
+                for _ in 0..200 {
+                    if let Ok((mut stream, _)) = listener.accept() {
+                        stream.set_nonblocking(false).unwrap();
+                        let mut bytes = String::new();
+                        let _ = stream.read_to_string(&mut bytes);
+                        received = bytes;
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                received
+            }
+        };
+        println!("cargo::warning=received from the other script: {received}");
+        "#,
+    );
+    let mut p = cargo_test_support::project()
+        .file(
+            "Cargo.toml",
+            r#"
+            [package]
+            name = "foo"
+            version = "0.1.0"
+            edition = "2021"
+            [dependencies]
+            talker = { path = "talker" }
+            listener = { path = "listener" }
+            "#,
+        )
+        .file("src/lib.rs", "");
+    for (manifest, manifest_text, script, script_text) in [talker, listener] {
+        let lib = manifest.replace("Cargo.toml", "src/lib.rs");
+        p = p
+            .file(&manifest, &manifest_text)
+            .file(&script, &script_text)
+            .file(&lib, "");
+    }
+    let p = p.build();
+
+    p.cargo_sandboxed(Some("noop"), "build -j2")
+        .with_stderr_contains("[WARNING] listener@0.1.0: received from the other script: %%%%")
+        .run();
+    p.cargo("clean").run();
+    p.cargo_sandboxed(Some(runner), "build -j2")
+        .with_stderr_contains(
+            "[WARNING] listener@0.1.0: received from the other script: blocked: PermissionDenied",
+        )
+        .run();
+}
+
 /// A script that leaves a daemon behind: it must not outlive the build.
 fn leaves_a_daemon(runner: &str) {
     let p = attack_project(
@@ -1277,6 +1370,7 @@ mod native {
     per_runner!("native" =>
         reads_secrets_in_home,
         passes_bytes_through_the_jobserver,
+        talks_over_loopback,
         changes_metadata_outside_the_policy,
         sees_outside_the_policy,
         reads_secret_env,
@@ -1300,5 +1394,5 @@ mod native {
 mod wasmtime {
     use super::*;
 
-    per_runner!("wasmtime" => fills_the_disk);
+    per_runner!("wasmtime" => fills_the_disk, talks_over_loopback);
 }

@@ -245,7 +245,7 @@ fn native_without_its_helper_refuses() {
 
 Caused by:
   the sandbox helper `[ROOT]/foo/lonely/build-sandbox-helper` is missing
-  [NOTE] the `native` runner starts it for every build script; it is installed next to `[ROOT]/foo/lonely/cargo`
+  [NOTE] the `native` runner starts it to confine build scripts; it is installed next to `[ROOT]/foo/lonely/cargo`
 
 "#]])
         .run();

@@ -129,6 +129,12 @@ const ATTACKS: &[Attack] = &[
         wasmtime: NotApplicable("a WASI script gets no jobserver"),
     },
     Attack {
+        name: "pass bytes to another script over the loopback",
+        noop: Works,
+        native: Test("attacks::native::talks_over_loopback"),
+        wasmtime: Test("attacks::wasmtime::talks_over_loopback"),
+    },
+    Attack {
         name: "leave a daemon running after the build",
         noop: Works,
         native: Test("attacks::native::leaves_a_daemon"),

@@ -1,24 +1,39 @@
-//! The helper: a fresh process that confines itself and then becomes the build script.
+//! The helper: a small single-threaded server that starts each build script's
+//! confinement in a child of its own.
 //!
-//! The runner starts the helper executable (see [`HELPER_NAME`]) in a new
-//! session, with the [`ConfinementSpec`] as JSON on stdin and a *status pipe*
-//! inherited as `status_fd`. Being a fresh, single-threaded process, the helper
-//! may allocate and use the standard library until it calls `execve`; nothing
-//! here runs between `fork` and `exec` of a multi-threaded program.
+//! The runner starts the helper executable (see [`HELPER_NAME`]) once per
+//! process, on its first run, with its end of a *control socket* as stdin; the
+//! helper answers [`READY`]. For each run the runner sends [`START`] with the
+//! run's descriptors ([`RUN_FDS`]: the run's socket, the script's stdout and
+//! stderr, the *status pipe*; then the script's jobserver, if any), and the
+//! server forks a child for it: a fresh fork of a single-threaded process, so
+//! the child may allocate and use the standard library, and may create a user
+//! namespace. Nothing here runs between `fork` and `exec` of a multi-threaded
+//! program, and no run pays for an `execve` of the helper.
 //!
 //! ```text
-//! cargo ── helper ── init (PID 1) ── build script ── its children
-//!          outside   └──── new user, PID, mount, IPC, UTS [and network] namespaces
+//! cargo ── helper server ── run ── init (PID 1) ── build script ── its children
+//!          outside          └──── new user, PID, mount, IPC, UTS [and network] namespaces
 //! ```
 //!
-//! 1. The **helper** reads the spec, moves itself into the run's cgroups (see
-//!    the module `cgroup`), points stdin at `/dev/null`, forbids core dumps,
-//!    creates the namespaces with `unshare`, maps its user and group to
-//!    themselves, sets `RLIMIT_NPROC` (counted per user namespace, so only the
-//!    script's processes count; a second layer under the `pids` cgroup, and
-//!    none for root) and forks. It then waits for init and exits the way the
-//!    build script did, re-raising the signal that killed it.
-//! 2. **init**, PID 1 of the new PID namespace, dies with the helper
+//! 0. The **server** forks a run per [`START`], kills a run's session for
+//!    [`KILL`] (the watchdog's limits) if it has not reaped it yet, so that
+//!    the session id is not reused, and reaps the runs that exit. When the
+//!    runner's end of the control socket closes (Cargo exited, however), it
+//!    kills every run and exits.
+//! 1. The **run** starts a session of its own, dies with the server
+//!    (`PR_SET_PDEATHSIG`), writes its id to the run's socket and reads the
+//!    spec from it until end of file. It puts the script's stdout, stderr and
+//!    jobserver in place (the jobserver at [`JOBSERVER_FDS`]), moves itself
+//!    into the run's cgroups (see the module `cgroup`), points stdin at
+//!    `/dev/null`, forbids core dumps, creates the namespaces with `unshare`,
+//!    maps its user and group to themselves, sets `RLIMIT_NPROC` (counted per
+//!    user namespace, so only the script's processes count; a second layer
+//!    under the `pids` cgroup, and none for root) and forks. It then waits
+//!    for init and writes the build script's wait status to the run's socket;
+//!    a run that was killed writes nothing, and the runner takes its status
+//!    as `SIGKILL`'s.
+//! 2. **init**, PID 1 of the new PID namespace, dies with the run
 //!    (`PR_SET_PDEATHSIG`), replaces the host's tree with a view of the spec's
 //!    paths only, `OUT_DIR` and the temporary directory on a `tmpfs` of the
 //!    disk limit (the modules `view` and `disk`), changes to the working
@@ -27,7 +42,7 @@
 //!    script exits, reaps every process and serves the filter's notifications;
 //!    then it kills what is left in the namespace (daemons
 //!    included), copies `OUT_DIR` back to the host, reports the script's
-//!    status to the helper and exits. init itself is not confined further: it
+//!    status to the run and exits. init itself is not confined further: it
 //!    runs no code of the script's, and the script, without capabilities and
 //!    in a landlock domain of its own, can neither signal nor trace it.
 //! 3. The **build script** process marks every inherited descriptor but the
@@ -54,7 +69,7 @@
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -68,48 +83,308 @@ use super::disk::Disk;
 use super::kernel::landlock_ruleset;
 use super::record::{self, Recorder, open_host_root};
 use super::spec::{ConfinementSpec, Network, PathAccess};
-use super::sys::{check, pipe};
+use super::sys::{check, pipe, receive_fds, send_fds};
 use super::{cgroup, seccomp, view};
 use crate::Denial;
 
 /// The largest spec the helper reads; environments are large, but not this large.
 const MAX_SPEC_BYTES: u64 = 64 << 20;
 
-/// How the helper exits when it could not even read its spec.
-const EXIT_BAD_SPEC: i32 = 101;
+/// What the server writes to the runner once it is ready, with the crate's
+/// version: a helper from another build is refused.
+pub(super) const READY: &str = concat!("build-sandbox-helper ", env!("CARGO_PKG_VERSION"), "\n");
+
+/// A request to start a run, with its descriptors ([`RunFds`]).
+pub(super) const START: u8 = b's';
+/// A request to kill a run's session, with its id (4 bytes).
+pub(super) const KILL: u8 = b'k';
+
+/// The descriptors of a run, in the order [`START`] sends them: the run's
+/// socket, the script's stdout and stderr, the status pipe, and the script's
+/// jobserver, if any.
+pub(super) const RUN_FDS: usize = 4;
+
+/// Where a run's jobserver descriptors are in the script's process, as the
+/// runner writes them into its environment.
+pub(super) const JOBSERVER_FDS: [i32; 2] = [3, 4];
+
+/// How the server exits when it cannot go on.
+const EXIT_SERVER_FAILED: i32 = 101;
 /// How a process exits after reporting an error on the status pipe.
 const EXIT_SETUP_FAILED: i32 = 126;
 /// How the script's process exits when `execve` failed.
 const EXIT_EXEC_FAILED: i32 = 127;
 
-/// Runs the helper; never returns.
+/// Runs the helper server; never returns.
 pub(super) fn main() -> ! {
-    let spec = match read_spec() {
+    // SAFETY: the runner passes its end of the control socket as stdin, and
+    // nothing else in this process owns it.
+    let control = unsafe { UnixStream::from_raw_fd(0) };
+    let Err(e) = serve(&control);
+    eprintln!("error: the sandbox helper failed: {e:#}");
+    std::process::exit(EXIT_SERVER_FAILED);
+}
+
+/// The server's loop: starts a run for each [`START`], kills a run's session
+/// for each [`KILL`], reaps the runs that exit, and when the runner's end of
+/// `control` closes (Cargo exited), kills every run and exits.
+fn serve(control: &UnixStream) -> anyhow::Result<std::convert::Infallible> {
+    set_child_signals(libc::SIG_BLOCK)?;
+    let signals = child_signal_fd().context("failed to watch the runs")?;
+    let network = IsolatedNetwork::create()
+        .context("failed to create the network namespace of build scripts without network")?;
+    // SAFETY: no preconditions.
+    let server = unsafe { libc::getpid() };
+    let mut sessions = std::collections::BTreeSet::new();
+    (&*control)
+        .write_all(READY.as_bytes())
+        .context("failed to greet the runner")?;
+    loop {
+        let [control_ready, exited] = poll_readable([control.as_raw_fd(), signals.as_raw_fd()]);
+        if exited {
+            drain(&signals);
+            loop {
+                // SAFETY: a plain system call.
+                let pid = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+                if pid <= 0 {
+                    break;
+                }
+                sessions.remove(&pid);
+            }
+        }
+        if !control_ready {
+            continue;
+        }
+        match receive_fds(control) {
+            Ok((START, fds)) => match fork().context("failed to start a run")? {
+                0 => {
+                    drop(signals);
+                    start_run(server, &network, fds)
+                }
+                session => {
+                    sessions.insert(session);
+                }
+            },
+            Ok((KILL, _)) => {
+                let mut id = [0; 4];
+                (&*control)
+                    .read_exact(&mut id)
+                    .context("failed to read a request")?;
+                let session = libc::pid_t::from_ne_bytes(id);
+                // Only a run that was not reaped: its id is not reused yet.
+                if sessions.contains(&session) {
+                    // SAFETY: a plain system call.
+                    unsafe { libc::kill(-session, libc::SIGKILL) };
+                }
+            }
+            Ok((request, _)) => bail!("unknown request {request}"),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                for session in sessions {
+                    // SAFETY: a plain system call.
+                    unsafe { libc::kill(-session, libc::SIGKILL) };
+                }
+                std::process::exit(0);
+            }
+            Err(e) => return Err(e).context("failed to read a request"),
+        }
+    }
+}
+
+/// A run, forked from the server with the descriptors of [`START`]: in a
+/// session of its own, it reports its id over the run's socket, reads the
+/// spec from it, puts the script's stdout, stderr and jobserver in place and
+/// confines the script (see [`supervise`]).
+fn start_run(server: libc::pid_t, network: &IsolatedNetwork, fds: Vec<OwnedFd>) -> ! {
+    // Out of the way of the standard streams and `JOBSERVER_FDS`.
+    let Ok(mut fds) = fds
+        .into_iter()
+        .map(above_jobserver)
+        .collect::<io::Result<Vec<_>>>()
+    else {
+        std::process::exit(EXIT_SERVER_FAILED);
+    };
+    let jobserver = fds.split_off(RUN_FDS.min(fds.len()));
+    let Ok([run, stdout, stderr, status]) = <[OwnedFd; RUN_FDS]>::try_from(fds) else {
+        std::process::exit(EXIT_SERVER_FAILED);
+    };
+    let run = UnixStream::from(run);
+    let status = Status(File::from(status));
+    let started = (|| -> anyhow::Result<ConfinementSpec> {
+        set_child_signals(libc::SIG_UNBLOCK)?;
+        // SAFETY: plain system calls.
+        unsafe {
+            // A session of its own: killing it kills the run, and the
+            // script has no controlling terminal.
+            check(libc::setsid()).context("failed to start a session")?;
+            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))
+                .context("failed to tie the run to the helper")?;
+            if libc::getppid() != server {
+                std::process::exit(EXIT_SETUP_FAILED);
+            }
+            (&run).write_all(&libc::getpid().to_ne_bytes())?;
+        }
+        let mut spec = read_spec(&run)?;
+        // SAFETY: plain system calls on descriptors this process owns; the
+        // targets are free or the standard streams.
+        unsafe {
+            check(libc::dup2(stdout.as_raw_fd(), 1))?;
+            check(libc::dup2(stderr.as_raw_fd(), 2))?;
+            for (fd, target) in jobserver.iter().zip(JOBSERVER_FDS) {
+                check(libc::dup2(fd.as_raw_fd(), target))?;
+            }
+        }
+        spec.keep_fds = JOBSERVER_FDS[..jobserver.len()].to_vec();
+        Ok(spec)
+    })();
+    drop((stdout, stderr, jobserver));
+    let spec = match started {
         Ok(spec) => spec,
         Err(e) => {
-            eprintln!("error: failed to start the sandbox helper: {e:#}");
-            std::process::exit(EXIT_BAD_SPEC);
+            status.error(&e);
+            std::process::exit(EXIT_SETUP_FAILED);
         }
     };
-    // SAFETY: the runner passes the write end of the status pipe as `status_fd`,
-    // and nothing else in this process owns it.
-    let status = Status(unsafe { File::from_raw_fd(spec.status_fd) });
-    let Err(e) = supervise(&spec, &status);
+    let Err(e) = supervise(&spec, network, &status, &run);
     status.error(&e);
     std::process::exit(EXIT_SETUP_FAILED);
 }
 
-fn read_spec() -> anyhow::Result<ConfinementSpec> {
+/// A network namespace with no interface up, in a user namespace of its own,
+/// made once by the server: the runs of scripts without network join it, as
+/// making and tearing down a network namespace for each costs about a
+/// millisecond. What they share is nothing: no interface is up, and a
+/// script can neither create a unix or datagram socket (seccomp) nor bind or
+/// connect a TCP one (landlock), nor configure the namespace (it has no
+/// capability in it).
+struct IsolatedNetwork {
+    user: File,
+    net: File,
+}
+
+impl IsolatedNetwork {
+    /// Makes the namespaces in a child, which exits once they are open here.
+    fn create() -> anyhow::Result<IsolatedNetwork> {
+        let (made_read, made_write) = pipe()?;
+        let (opened_read, opened_write) = pipe()?;
+        match fork()? {
+            0 => {
+                drop((made_read, opened_write));
+                let user = user();
+                // SAFETY: this process is single-threaded, as `CLONE_NEWUSER` requires.
+                let made =
+                    check(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) })
+                        .and_then(|()| map_user(user));
+                let _ = File::from(made_write).write_all(&[u8::from(made.is_ok())]);
+                // Until the server opened the namespaces, or is gone.
+                let _ = File::from(opened_read).read(&mut [0]);
+                std::process::exit(0);
+            }
+            maker => {
+                drop((made_write, opened_read));
+                let mut made = [0];
+                let opened = File::from(made_read)
+                    .read_exact(&mut made)
+                    .ok()
+                    .filter(|()| made == [1])
+                    .map(|()| {
+                        let namespace = |kind| File::open(format!("/proc/{maker}/ns/{kind}"));
+                        Ok(IsolatedNetwork {
+                            user: namespace("user")?,
+                            net: namespace("net")?,
+                        })
+                    });
+                drop(opened_write);
+                wait(maker);
+                opened.context("failed to create the namespaces")?
+            }
+        }
+    }
+
+    /// Moves the calling process, which must be single-threaded, into the
+    /// namespaces.
+    fn join(&self) -> anyhow::Result<()> {
+        // SAFETY: plain system calls on descriptors this process owns.
+        unsafe {
+            check(libc::setns(self.user.as_raw_fd(), libc::CLONE_NEWUSER))
+                .context("failed to join the user namespace of the isolated network")?;
+            check(libc::setns(self.net.as_raw_fd(), libc::CLONE_NEWNET))
+                .context("failed to join the isolated network")?;
+        }
+        Ok(())
+    }
+}
+
+/// The calling process's user and group.
+fn user() -> (libc::uid_t, libc::gid_t) {
+    // SAFETY: no preconditions.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
+/// Maps the user and group the calling process had, `(uid, gid)`, to
+/// themselves in the user namespace it just created.
+fn map_user((uid, gid): (libc::uid_t, libc::gid_t)) -> io::Result<()> {
+    std::fs::write("/proc/self/setgroups", "deny")?;
+    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))
+}
+
+/// `fd` moved to a number above [`JOBSERVER_FDS`], close-on-exec.
+fn above_jobserver(fd: OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: a plain system call; the new descriptor is ours.
+    unsafe {
+        let moved = libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, JOBSERVER_FDS[1] + 1);
+        check(moved)?;
+        Ok(OwnedFd::from_raw_fd(moved))
+    }
+}
+
+fn read_spec(run: &UnixStream) -> anyhow::Result<ConfinementSpec> {
     let mut bytes = Vec::new();
-    io::stdin()
-        .lock()
-        .take(MAX_SPEC_BYTES + 1)
+    run.take(MAX_SPEC_BYTES + 1)
         .read_to_end(&mut bytes)
-        .context("failed to read the spec from stdin")?;
+        .context("failed to read the spec")?;
     if bytes.len() as u64 > MAX_SPEC_BYTES {
         bail!("the spec is larger than {MAX_SPEC_BYTES} bytes");
     }
     serde_json::from_slice(&bytes).context("failed to parse the spec")
+}
+
+/// Waits until one of `fds` is readable; returns which are.
+fn poll_readable<const N: usize>(fds: [RawFd; N]) -> [bool; N] {
+    let mut polled = fds.map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // SAFETY: `polled` is an array of `N` `pollfd`s.
+    if unsafe { libc::poll(polled.as_mut_ptr(), N as libc::nfds_t, -1) } < 0 {
+        return [false; N];
+    }
+    polled.map(|fd| fd.revents & libc::POLLIN != 0)
+}
+
+/// A `signalfd` of `SIGCHLD`, which must be blocked.
+fn child_signal_fd() -> io::Result<OwnedFd> {
+    let mask = child_signals();
+    // SAFETY: `mask` is an initialized signal set.
+    let signals = unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC) };
+    check(signals)?;
+    // SAFETY: a new descriptor, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(signals) })
+}
+
+/// Reads the pending signal of a `signalfd`.
+fn drain(signals: &OwnedFd) {
+    // SAFETY: `signalfd_siginfo` is plain data.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    // SAFETY: reads at most `size_of_val(&info)` bytes into `info`.
+    unsafe {
+        libc::read(
+            signals.as_raw_fd(),
+            (&raw mut info).cast(),
+            std::mem::size_of_val(&info),
+        )
+    };
 }
 
 /// The write end of the status pipe.
@@ -133,8 +408,14 @@ impl Status {
     }
 }
 
-/// The helper's part: namespaces, then wait for init.
-fn supervise(spec: &ConfinementSpec, status: &Status) -> anyhow::Result<std::convert::Infallible> {
+/// The run's part: namespaces, then wait for init and report the script's
+/// status over `run`.
+fn supervise(
+    spec: &ConfinementSpec,
+    network: &IsolatedNetwork,
+    status: &Status,
+    run: &UnixStream,
+) -> anyhow::Result<std::convert::Infallible> {
     cgroup::join(&spec.cgroups)
         .context("failed to limit the processes and memory of the build script")?;
     let null = File::open("/dev/null").context("failed to open `/dev/null`")?;
@@ -144,23 +425,19 @@ fn supervise(spec: &ConfinementSpec, status: &Status) -> anyhow::Result<std::con
     }
     set_limit(libc::RLIMIT_CORE, "core dumps", 0)?;
 
-    // SAFETY: no preconditions.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let mut flags = libc::CLONE_NEWUSER
+    if spec.network == Network::Isolated {
+        network.join()?;
+    }
+    let user = user();
+    let flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWUTS;
-    if spec.network == Network::Isolated {
-        flags |= libc::CLONE_NEWNET;
-    }
     // SAFETY: this process is single-threaded, as `CLONE_NEWUSER` requires.
     check(unsafe { libc::unshare(flags) })
         .context("failed to create the namespaces of the build script")?;
-    std::fs::write("/proc/self/setgroups", "deny")
-        .and_then(|()| std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")))
-        .and_then(|()| std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")))
-        .context("failed to map the user in the new user namespace")?;
+    map_user(user).context("failed to map the user in the new user namespace")?;
     set_limit(libc::RLIMIT_NPROC, "processes", spec.limits.processes)?;
 
     let (result_read, result_write) = pipe().context("failed to create a pipe")?;
@@ -171,13 +448,13 @@ fn supervise(spec: &ConfinementSpec, status: &Status) -> anyhow::Result<std::con
         }
         init => {
             drop(result_write);
-            wait_and_exit(init, result_read)
+            wait_and_exit(init, result_read, run)
         }
     }
 }
 
-/// Waits for init and exits as the build script did.
-fn wait_and_exit(init: libc::pid_t, result: OwnedFd) -> ! {
+/// Waits for init and reports the build script's wait status over `run`.
+fn wait_and_exit(init: libc::pid_t, result: OwnedFd, run: &UnixStream) -> ! {
     let init_status = wait(init);
     // init reports the script's status; without a report (init was killed) its own counts.
     let mut bytes = [0; 4];
@@ -185,7 +462,8 @@ fn wait_and_exit(init: libc::pid_t, result: OwnedFd) -> ! {
         Ok(()) => i32::from_ne_bytes(bytes),
         Err(_) => init_status,
     };
-    exit_like(status)
+    let _ = (&*run).write_all(&status.to_ne_bytes());
+    std::process::exit(0)
 }
 
 /// PID 1 of the namespace: build the view, start the script, reap, copy
@@ -218,7 +496,8 @@ fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
         drop(script_socket);
         // The script's process sends it once confined; without it, the
         // process failed and reported why.
-        let listener = record::receive_fd(&socket)
+        let listener = receive_fds(&socket)
+            .and_then(|(_, mut fds)| fds.pop().ok_or(io::ErrorKind::InvalidData.into()))
             .context("failed to receive the recorder of the build script's calls")?;
         let recorder = Recorder::new(listener, host_root, writable);
         Ok((disk, recorder, script))
@@ -266,12 +545,7 @@ fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
 /// meanwhile; returns the script's wait status. `SIGCHLD` is blocked and read
 /// from a `signalfd`, so that init sleeps in one `poll` for both.
 fn wait_for(script: libc::pid_t, recorder: &mut Recorder) -> anyhow::Result<i32> {
-    let mask = child_signals();
-    // SAFETY: `mask` is an initialized signal set.
-    let signals = unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC) };
-    check(signals).context("failed to wait for the build script")?;
-    // SAFETY: a new descriptor, owned by nothing else.
-    let signals = unsafe { OwnedFd::from_raw_fd(signals) };
+    let signals = child_signal_fd().context("failed to wait for the build script")?;
     loop {
         loop {
             let mut raw = 0;
@@ -292,36 +566,12 @@ fn wait_for(script: libc::pid_t, recorder: &mut Recorder) -> anyhow::Result<i32>
                 }
             }
         }
-        let mut polled = [
-            libc::pollfd {
-                fd: signals.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: recorder.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: `polled` is an array of two `pollfd`s.
-        if unsafe { libc::poll(polled.as_mut_ptr(), 2, -1) } < 0 {
-            continue;
-        }
-        if polled[1].revents & libc::POLLIN != 0 {
+        let [exited, called] = poll_readable([signals.as_raw_fd(), recorder.fd()]);
+        if called {
             recorder.serve();
         }
-        if polled[0].revents & libc::POLLIN != 0 {
-            // SAFETY: `signalfd_siginfo` is plain data.
-            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-            // SAFETY: reads at most `size_of_val(&info)` bytes into `info`.
-            unsafe {
-                libc::read(
-                    signals.as_raw_fd(),
-                    (&raw mut info).cast(),
-                    std::mem::size_of_val(&info),
-                )
-            };
+        if exited {
+            drain(&signals);
         }
     }
 }
@@ -393,7 +643,7 @@ fn confine(spec: &ConfinementSpec, socket: &UnixStream) -> anyhow::Result<()> {
     // After landlock, whose rules open the spec's paths: those opens need no record.
     let listener = record::install()
         .context("failed to record what the build script runs, opens and connects to")?;
-    record::send_fd(socket, &listener).context("failed to pass the recorder to init")?;
+    send_fds(socket, 0, &[listener.as_raw_fd()]).context("failed to pass the recorder to init")?;
     drop(listener);
     for filter in seccomp::filters(spec.network)? {
         seccompiler::apply_filter(&filter).context("failed to install the seccomp filter")?;
@@ -506,24 +756,6 @@ fn exec(spec: &ConfinementSpec, status: &Status) -> ! {
 
 fn c_string(s: &OsStr) -> anyhow::Result<CString> {
     CString::new(s.as_bytes()).with_context(|| format!("{s:?} contains a NUL byte"))
-}
-
-/// Exits with `status` as returned by `waitpid`: the same code, or the same signal.
-fn exit_like(status: i32) -> ! {
-    if libc::WIFSIGNALED(status) {
-        let signal = libc::WTERMSIG(status);
-        // SAFETY: plain system calls; core dumps are off (`RLIMIT_CORE` is 0).
-        unsafe {
-            libc::signal(signal, libc::SIG_DFL);
-            let mut set = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, signal);
-            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-            libc::raise(signal);
-        }
-        std::process::exit(128 + signal);
-    }
-    std::process::exit(libc::WEXITSTATUS(status))
 }
 
 fn wait(pid: libc::pid_t) -> i32 {

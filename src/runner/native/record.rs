@@ -46,7 +46,6 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use super::seccomp::{AUDIT_ARCH, SECCOMP_DATA_ARCH, SECCOMP_DATA_NR, bpf};
@@ -269,69 +268,6 @@ pub(super) fn install() -> io::Result<OwnedFd> {
     }
     // SAFETY: the kernel returned a new descriptor, owned by nothing else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// Sends `fd` over the unix socket `socket` (`SCM_RIGHTS`).
-pub(super) fn send_fd(socket: &UnixStream, fd: &OwnedFd) -> io::Result<()> {
-    let mut byte = [0u8];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut control = [0u64; 4];
-    // SAFETY: `msghdr` is plain data; the fields set point to live buffers, and
-    // `control` has room for one descriptor (`CMSG_SPACE` of 4 bytes is 24).
-    unsafe {
-        let mut message: libc::msghdr = std::mem::zeroed();
-        message.msg_iov = &mut iov;
-        message.msg_iovlen = 1;
-        message.msg_control = control.as_mut_ptr().cast();
-        message.msg_controllen = libc::CMSG_SPACE(4) as _;
-        let header = libc::CMSG_FIRSTHDR(&message);
-        (*header).cmsg_level = libc::SOL_SOCKET;
-        (*header).cmsg_type = libc::SCM_RIGHTS;
-        (*header).cmsg_len = libc::CMSG_LEN(4) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<RawFd>(), fd.as_raw_fd());
-        if libc::sendmsg(socket.as_raw_fd(), &message, 0) != 1 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Receives a descriptor [`send_fd`] sent over `socket`.
-pub(super) fn receive_fd(socket: &UnixStream) -> io::Result<OwnedFd> {
-    let mut byte = [0u8];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut control = [0u64; 4];
-    // SAFETY: as in `send_fd`; the kernel fills `control` with at most
-    // `msg_controllen` bytes, and a descriptor it passes is new and ours.
-    unsafe {
-        let mut message: libc::msghdr = std::mem::zeroed();
-        message.msg_iov = &mut iov;
-        message.msg_iovlen = 1;
-        message.msg_control = control.as_mut_ptr().cast();
-        message.msg_controllen = libc::CMSG_SPACE(4) as _;
-        if libc::recvmsg(socket.as_raw_fd(), &mut message, libc::MSG_CMSG_CLOEXEC) != 1 {
-            let e = io::Error::last_os_error();
-            return Err(match e.raw_os_error() {
-                Some(0) | None => io::Error::from(io::ErrorKind::UnexpectedEof),
-                _ => e,
-            });
-        }
-        let header = libc::CMSG_FIRSTHDR(&message);
-        if header.is_null()
-            || (*header).cmsg_level != libc::SOL_SOCKET
-            || (*header).cmsg_type != libc::SCM_RIGHTS
-        {
-            return Err(io::Error::other("no descriptor was sent"));
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<RawFd>());
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
 }
 
 /// The host's root as a path-only descriptor, for [`Recorder::new`].

@@ -1,31 +1,42 @@
-//! [`NativeRunner`]: starts the helper and turns what it reports into a result.
+//! [`NativeRunner`]: has the helper server start each run and turns what the
+//! run reports into a result.
+//!
+//! The first run of the process starts the helper server ([`HelperServer`],
+//! see the module `helper`), which lives as long as this process. Each run
+//! creates the script's stdout, stderr and status pipes and the run's socket,
+//! sends them to the server with the script's jobserver, learns the run's
+//! session over the socket, writes the spec into it, streams the output and
+//! reads the script's wait status from it. The watchdog stops a run by
+//! asking the server to kill its session.
 //!
 //! The status pipe is how the runner tells the two kinds of failure apart: the
-//! helper writes `error: <message>` when a confinement step fails and
+//! run writes `error: <message>` when a confinement step fails and
 //! `exec: <errno>` when `execve` fails, and the script's process writes
-//! `confined` just before `execve`. The pipe is read once the helper has exited,
-//! when every write end is closed. A helper that wrote nothing never got as far
-//! as reading its spec (it is not the helper this runner was built with, say).
+//! `confined` just before `execve`. The pipe is read until every write end is
+//! closed. A run that wrote nothing never got as far as reading its spec.
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 
 use anyhow::Context;
 use landlock::ABI;
 
 use super::cgroup::{Plan, RunCgroups};
+use super::helper::{self, JOBSERVER_FDS};
 use super::kernel;
 use super::spec::{ConfinementSpec, DEFAULT_PROCESSES, PathAccess};
-use super::sys::{check, pipe};
+use super::sys::{pipe, send_fds};
 use super::tokens::TokenRelay;
 use crate::policy::display_size;
-use crate::runner::stream::{Watchdog, stream_output};
+use crate::runner::stream::{Watchdog, stream_pipes};
 use crate::runner::{
     Denials, Invocation, LimitKind, LineCallback, RunError, SandboxRunner, reset_temp_dir,
 };
@@ -84,67 +95,55 @@ impl SandboxRunner for NativeRunner {
             spec.limits.memory = None;
         }
         let cgroups = plan.create().map_err(RunError::Sandbox)?;
+        spec.cgroups = cgroups.join_files();
 
-        let (status_read, status_write) = pipe()
-            .context("failed to create a pipe")
+        let pipe = || (pipe().context("failed to create a pipe")).map_err(RunError::Sandbox);
+        let (stdout_read, stdout_write) = pipe()?;
+        let (stderr_read, stderr_write) = pipe()?;
+        let (status_read, status_write) = pipe()?;
+        let (run, run_end) = UnixStream::pair()
+            .context("failed to create a socket pair")
             .map_err(RunError::Sandbox)?;
-        let helper = helper_path().map_err(RunError::Sandbox)?;
-        let mut command = Command::new(&helper);
-        command
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut fds = vec![
+            run_end.as_raw_fd(),
+            stdout_write.as_raw_fd(),
+            stderr_write.as_raw_fd(),
+            status_write.as_raw_fd(),
+        ];
         // Held until the script is gone, then every token it had is returned.
         let _relay = match invocation.jobserver {
             Some(jobserver) => {
-                let relay =
-                    TokenRelay::start(jobserver, &mut command).map_err(RunError::Sandbox)?;
-                share_jobserver(&command, &mut spec);
+                // Collects what the jobserver passes a process it starts.
+                let mut script = Command::new("build-script");
+                let relay = TokenRelay::start(jobserver, &mut script).map_err(RunError::Sandbox)?;
+                fds.extend(share_jobserver(&script, &mut spec));
                 Some(relay)
             }
             None => None,
         };
-        let status_fd = status_write.as_raw_fd();
-        spec.status_fd = status_fd;
-        spec.cgroups = cgroups.join_files();
-        // SAFETY: only async-signal-safe system calls between `fork` and `exec`.
-        unsafe {
-            command.pre_exec(move || {
-                // A session of its own: the watchdog kills it as a group, and the
-                // script has no controlling terminal.
-                check(libc::setsid())?;
-                check(libc::fcntl(status_fd, libc::F_SETFD, 0))?;
-                // Cargo's thread waits for the helper; if it dies, so does the sandbox.
-                check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))
-            });
-        }
+        let helper = helper_path().map_err(RunError::Sandbox)?;
+        let session = start_run(&helper, &fds)
+            .and_then(|()| {
+                drop((run_end, stdout_write, stderr_write, status_write));
+                let mut id = [0; 4];
+                (&run)
+                    .read_exact(&mut id)
+                    .context("the sandbox helper did not start the run")?;
+                Ok(libc::pid_t::from_ne_bytes(id))
+            })
+            .map_err(RunError::Sandbox)?;
         let json = serde_json::to_vec(&spec)
             .context("failed to serialize the confinement of the build script")
             .map_err(RunError::Sandbox)?;
-
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("failed to start the sandbox helper `{}`", helper.display()))
-            .map_err(RunError::Sandbox)?;
-        drop(status_write);
-        let Ok(session) = libc::pid_t::try_from(child.id()) else {
-            return Err(RunError::Sandbox(anyhow::anyhow!(
-                "the sandbox helper has an invalid process id {}",
-                child.id()
-            )));
-        };
-        if let Some(mut stdin) = child.stdin.take() {
-            // On a thread of its own: a helper that does not read its stdin must
-            // still be streamed and stopped by the watchdog. A helper that exits
-            // early closes the pipe, and its report says why.
-            thread::spawn(move || stdin.write_all(&json));
-        }
-        let stop = move || {
-            // SAFETY: a plain system call. The helper is not reaped before
-            // `stream_output` returns, so the session id cannot be reused.
-            unsafe { libc::kill(-session, libc::SIGKILL) };
-        };
+        let spec_writer = run.try_clone().map_err(RunError::Process)?;
+        // On a thread of its own: a run that does not read its spec must still
+        // be streamed and stopped by the watchdog. A run that exits early
+        // closes the socket, and its report says why.
+        thread::spawn(move || {
+            let _ = (&spec_writer).write_all(&json);
+            let _ = spec_writer.shutdown(std::net::Shutdown::Write);
+        });
+        let stop = move || kill_run(session);
         let watchdog = Watchdog {
             time: policy.granted.limits.time,
             output: policy.granted.limits.output,
@@ -157,7 +156,17 @@ impl SandboxRunner for NativeRunner {
                 .read_to_string(&mut report)
                 .map(|_| report)
         });
-        let result = stream_output(child, on_stdout_line, on_stderr_line, Some(&watchdog));
+        // The run reports the script's wait status; a run that was killed
+        // reports nothing, and has the status of a process killed so.
+        let wait = || {
+            let mut status = [0; 4];
+            Ok(match (&run).read_exact(&mut status) {
+                Ok(()) => ExitStatus::from_raw(i32::from_ne_bytes(status)),
+                Err(_) => ExitStatus::from_raw(libc::SIGKILL),
+            })
+        };
+        let pipes = (File::from(stdout_read), File::from(stderr_read));
+        let result = stream_pipes(pipes, wait, on_stdout_line, on_stderr_line, Some(&watchdog));
         let report = (report.join())
             .unwrap_or_else(|_| Err(io::Error::other("the reading thread panicked")))
             .context("failed to read the report of the sandbox helper")
@@ -196,7 +205,7 @@ fn helper_path() -> anyhow::Result<std::path::PathBuf> {
     if !helper.is_file() {
         anyhow::bail!(
             "the sandbox helper `{}` is missing\n\
-             note: the `native` runner starts it for every build script; it is installed \
+             note: the `native` runner starts it to confine build scripts; it is installed \
              next to `{}`",
             helper.display(),
             program.display()
@@ -262,29 +271,102 @@ fn interpret(
 }
 
 /// Passes the jobserver to the script: the variables `configure` set on
-/// `command`, and its descriptors or named pipe.
-fn share_jobserver(command: &Command, spec: &mut ConfinementSpec) {
+/// `command`, and its named pipe, or its descriptors, which the run puts at
+/// [`JOBSERVER_FDS`] and the variables name there. Returns the descriptors
+/// to pass.
+fn share_jobserver(command: &Command, spec: &mut ConfinementSpec) -> Vec<RawFd> {
+    let mut fds = Vec::new();
     for (name, value) in command.get_envs() {
-        let (Some(name), Some(value)) = (name.to_str(), value) else {
+        let (Some(name), Some(value)) = (name.to_str(), value.and_then(|v| v.to_str())) else {
             continue;
         };
-        let auth = value
-            .to_str()
-            .unwrap_or_default()
-            .split_ascii_whitespace()
-            .rev()
-            .find_map(|arg| arg.strip_prefix("--jobserver-auth="));
-        match auth.map(|auth| auth.strip_prefix("fifo:").ok_or(auth)) {
-            Some(Ok(fifo)) => spec.grant(Path::new(fifo), PathAccess::READ_WRITE),
-            Some(Err(fds)) => spec
-                .keep_fds
-                .extend(fds.split(',').filter_map(|fd| fd.parse::<i32>().ok())),
-            None => {}
+        let mut words = Vec::new();
+        for word in value.split(' ') {
+            let Some((option @ ("--jobserver-auth" | "--jobserver-fds"), auth)) =
+                word.split_once('=')
+            else {
+                words.push(word.to_owned());
+                continue;
+            };
+            if let Some(fifo) = auth.strip_prefix("fifo:") {
+                spec.grant(Path::new(fifo), PathAccess::READ_WRITE);
+                words.push(word.to_owned());
+                continue;
+            }
+            let passed: Vec<RawFd> = auth.split(',').filter_map(|fd| fd.parse().ok()).collect();
+            if fds.is_empty() {
+                fds = passed;
+            }
+            let [read, write] = JOBSERVER_FDS;
+            words.push(format!("{option}={read},{write}"));
         }
-        spec.env.insert(name.to_owned(), value.to_owned());
+        spec.env.insert(name.to_owned(), words.join(" ").into());
     }
-    spec.keep_fds.sort_unstable();
-    spec.keep_fds.dedup();
+    fds.truncate(JOBSERVER_FDS.len());
+    spec.keep_fds = JOBSERVER_FDS[..fds.len()].to_vec();
+    fds
+}
+
+/// The helper server of this process, started by the first run.
+struct HelperServer {
+    control: UnixStream,
+    _process: Child,
+}
+
+static SERVER: Mutex<Option<HelperServer>> = Mutex::new(None);
+
+/// Asks the helper server to start a run with the descriptors `fds`
+/// ([`helper::START`]), starting the server first if it is not running.
+fn start_run(helper: &Path, fds: &[RawFd]) -> anyhow::Result<()> {
+    let mut server = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(running) = &*server
+        && send_fds(&running.control, helper::START, fds).is_ok()
+    {
+        return Ok(());
+    }
+    // Not started yet, or gone: the runs it had are gone with it.
+    let started = HelperServer::start(helper)?;
+    send_fds(&started.control, helper::START, fds)
+        .context("failed to ask the sandbox helper to start a run")?;
+    *server = Some(started);
+    Ok(())
+}
+
+/// Asks the helper server to kill the session of a run ([`helper::KILL`]).
+fn kill_run(session: libc::pid_t) {
+    let server = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(server) = &*server {
+        let _ = send_fds(&server.control, helper::KILL, &[])
+            .and_then(|()| (&server.control).write_all(&session.to_ne_bytes()));
+    }
+}
+
+impl HelperServer {
+    /// Starts the helper executable `helper` and waits until it is ready.
+    fn start(helper: &Path) -> anyhow::Result<HelperServer> {
+        let (control, server_end) = UnixStream::pair().context("failed to create a socket pair")?;
+        let process = Command::new(helper)
+            .env_clear()
+            .stdin(OwnedFd::from(server_end))
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!("failed to start the sandbox helper `{}`", helper.display())
+            })?;
+        let mut ready = vec![0; helper::READY.len()];
+        let greeted = (&control).read_exact(&mut ready);
+        if greeted.is_err() || ready != helper::READY.as_bytes() {
+            anyhow::bail!(
+                "the sandbox helper `{}` did not start (expected `{}`)",
+                helper.display(),
+                helper::READY.trim_end()
+            );
+        }
+        Ok(HelperServer {
+            control,
+            _process: process,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -353,7 +435,7 @@ mod tests {
             r#"{"program":"/bin/true","args":[],"env":{},"cwd":"/","paths":{},
                 "tcp_connect":[],"network":"Isolated",
                 "limits":{"processes":1,"memory":null},
-                "disk":{"bytes":1,"out_dir":"/","temp_dir":"/"},"keep_fds":[],"status_fd":-1,
+                "disk":{"bytes":1,"out_dir":"/","temp_dir":"/"},"keep_fds":[],
                 "cgroups":[],"landlock_abi":6}"#,
         )
         .unwrap();

@@ -124,10 +124,9 @@ pub(super) struct ConfinementSpec {
     pub limits: ProcessLimits,
     /// The limit of `OUT_DIR` and the temporary directory.
     pub disk: DiskLimit,
-    /// Inherited descriptors the script keeps (the jobserver's pipe).
+    /// Inherited descriptors the script keeps (the jobserver's pipe, at
+    /// `helper::JOBSERVER_FDS`).
     pub keep_fds: Vec<i32>,
-    /// Where the helper reports on the confinement (see the module `helper`).
-    pub status_fd: i32,
     /// The files through which the helper moves itself into the run's cgroups
     /// (see the module `cgroup`).
     pub cgroups: Vec<PathBuf>,
@@ -212,7 +211,6 @@ impl ConfinementSpec {
                 temp_dir: baseline.temp_dir.clone(),
             },
             keep_fds: Vec::new(),
-            status_fd: -1,
             cgroups: Vec::new(),
             landlock_abi: LANDLOCK_ABI as u8,
         };

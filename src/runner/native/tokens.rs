@@ -79,6 +79,8 @@ impl Drop for TokenRelay {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            // Now, not at its next tick: the run waits for it.
+            thread.thread().unpark();
             // It only fails to join if it panicked, and then holds no token.
             let _ = thread.join();
         }
@@ -106,7 +108,7 @@ impl Relay {
             if self.step().is_err() {
                 break;
             }
-            thread::sleep(TICK);
+            thread::park_timeout(TICK);
         }
         // Whatever is left in the pipe, and whatever the script kept.
         while read_some(&mut self.private_read, &mut [0; 4096]).unwrap_or(0) > 0 {}

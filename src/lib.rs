@@ -52,7 +52,8 @@ pub mod runner;
 
 pub use build_tool::config_edit::{ConfigEditError, add_grant, describe_grant, grant_snippet};
 pub use build_tool::directives::{
-    ERROR_OUTPUT_TAIL, ForbiddenDirective, neutralize_control, police_directives, printable_output,
+    ERROR_OUTPUT_TAIL, ForbiddenDirective, neutralize_control, neutralize_message,
+    police_directives, printable_output,
 };
 pub use build_tool::hints::suggest_grant;
 pub use build_tool::messages::{ConfigNames, Unapproved, unapproved_error};

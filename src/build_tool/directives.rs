@@ -584,6 +584,22 @@ pub fn neutralize_control(text: &str) -> Cow<'_, str> {
     Cow::Owned(escaped)
 }
 
+/// A `cargo::warning` or `cargo::error` message made printable as
+/// [`neutralize_control`] makes a line, keeping its line breaks: a script's
+/// message is one line (the build tool splits the script's output at line
+/// breaks), so a line break in a message is the build tool's own, such as the
+/// `note:` Cargo adds to its warning about `RUSTC_BOOTSTRAP`.
+pub fn neutralize_message(text: &str) -> Cow<'_, str> {
+    if !text.contains('\n') {
+        return neutralize_control(text);
+    }
+    let lines: Vec<Cow<'_, str>> = text.split('\n').map(neutralize_control).collect();
+    match lines.iter().all(|line| matches!(line, Cow::Borrowed(_))) {
+        true => Cow::Borrowed(text),
+        false => Cow::Owned(lines.join("\n")),
+    }
+}
+
 /// How much of each output stream of a failed script [`printable_output`]
 /// keeps: the last mebibyte.
 pub const ERROR_OUTPUT_TAIL: usize = 1 << 20;
@@ -880,6 +896,16 @@ mod tests {
         assert_eq!(neutralize_control("a\rb\x7fc\0"), "a\\u{d}b\\u{7f}c\\u{0}");
         assert_eq!(neutralize_control("x\u{9b}2Jy\u{85}"), "x\\u{9b}2Jy\\u{85}");
         assert_eq!(neutralize_control("line\n"), "line\\u{a}");
+    }
+
+    #[test]
+    fn a_message_keeps_its_line_breaks() {
+        let cargo_note = "cannot set `RUSTC_BOOTSTRAP=1`.\nnote: crates cannot set it";
+        assert!(matches!(neutralize_message(cargo_note), Cow::Borrowed(_)));
+        assert_eq!(
+            neutralize_message("a\x1b[31m\nb\rc"),
+            "a\\u{1b}[31m\nb\\u{d}c"
+        );
     }
 
     #[test]

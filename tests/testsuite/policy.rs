@@ -505,6 +505,29 @@ fn terminal_control_sequences_are_neutralised() {
     assert!(stderr.contains(r"[foo 0.0.1] \u{1b}[31mred\u{1b}[0m"));
 }
 
+/// Cargo's own messages about a script's directives keep their line breaks
+/// (found by Cargo's `build_script_env::rustc_bootstrap` with a runner forced
+/// on): only the script's text is one line.
+#[cargo_test]
+fn cargos_own_messages_keep_their_line_breaks() {
+    let p = project()
+        .file("src/lib.rs", "")
+        .file(
+            "build.rs",
+            r#"fn main() { println!("cargo::rustc-env=RUSTC_BOOTSTRAP=1"); }"#,
+        )
+        .build();
+    p.cargo_sandboxed(Some("noop"), "check")
+        .with_stderr_data(str![[r#"
+[COMPILING] foo v0.0.1 ([ROOT]/foo)
+[WARNING] foo@0.0.1: cannot set `RUSTC_BOOTSTRAP=1` from build script of `foo v0.0.1 ([ROOT]/foo)`.
+[NOTE] crates cannot set `RUSTC_BOOTSTRAP` themselves, as doing so would subvert the stability guarantees of Rust for your project.
+[FINISHED] `dev` profile [unoptimized + debuginfo] target(s) in [ELAPSED]s
+
+"#]])
+        .run();
+}
+
 /// A package whose build script runs `body` and fails with what it returns.
 fn failing_script(body: &str) -> Project {
     project()

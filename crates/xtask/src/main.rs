@@ -15,7 +15,7 @@
 //! * `report` measures the compatibility corpus under each runner into `design/rfc.md`;
 //! * `security` runs the canary tests into the security table of `design/rfc.md`;
 //! * `oracle` runs Cargo's own test suite on unpatched Cargo and on the fork into
-//!   `design/rfc.md`;
+//!   `design/rfc.md`, and with `--runner` the fork's build-script tests with a runner forced on;
 //! * `learn-check` runs `cargo build-sandbox learn` on the real-crates tests' crates and checks
 //!   that every grant it learns is needed.
 
@@ -82,6 +82,9 @@ enum Command {
     /// Run Cargo's own test suite on unpatched Cargo and on the fork (flag off) into
     /// `design/rfc.md`
     Oracle {
+        /// Run the fork's build-script tests with this runner forced on instead
+        #[arg(long)]
+        runner: Option<String>,
         /// Test-name filters for the suite
         #[arg(last = true)]
         filters: Vec<String>,
@@ -111,7 +114,14 @@ fn main() -> ExitCode {
         Command::Install => install::install(&ws),
         Command::SelfHost => self_host::self_host(&ws),
         Command::Security => security::security(&ws),
-        Command::Oracle { filters } => oracle::oracle(&ws, &filters),
+        Command::Oracle {
+            runner: Some(runner),
+            filters,
+        } => oracle::with_runner(&ws, &runner, &filters),
+        Command::Oracle {
+            runner: None,
+            filters,
+        } => oracle::oracle(&ws, &filters),
         Command::LearnCheck { runner } => learn_check::learn_check(&ws, &runner),
         Command::Report { quick, runners } => report::report(&ws, quick, &runners),
         Command::Test { args } => return test::test(&ws, &args).unwrap_or_else(report),

@@ -16,7 +16,9 @@
 //! 3. A crate that fails with no grant, in itself rather than in a dependency, is tried again
 //!    with `[build-sandbox.allow."<name>"] presets = ["cc", "pkg-config"]` in the workspace's
 //!    `.cargo/config.toml`; if that builds, each preset is removed in turn and stays removed if
-//!    the build still passes, which leaves the minimal presets.
+//!    the build still passes with the same build-script output (a script that falls back
+//!    without a program, as `libz-sys` does without `pkg-config`, builds something else), which
+//!    leaves the minimal presets.
 //! 4. After each successful build, the crate's own build-script runs (the `out_dir`s of its
 //!    `build-script-executed` messages) are read: the `cargo:` lines of `output` and every file
 //!    under `out/`, with the run directory and the target directory replaced by placeholders.
@@ -373,6 +375,7 @@ impl Report {
             let mut presets: Vec<&str> = PRESETS.to_vec();
             let all = self.check(krate, runner, Some(&presets))?;
             if all.ok {
+                let all_runs = self.read_runs(runner, &all.out_dirs)?;
                 last_ok = Some(all.out_dirs);
                 granted_secs = Some(all.secs);
                 let mut last_passed = true;
@@ -380,8 +383,8 @@ impl Report {
                     let fewer: Vec<&str> =
                         presets.iter().copied().filter(|p| *p != preset).collect();
                     let build = self.check(krate, runner, Some(&fewer))?;
-                    last_passed = build.ok;
-                    if build.ok {
+                    last_passed = build.ok && self.read_runs(runner, &build.out_dirs)? == all_runs;
+                    if last_passed {
                         presets = fewer;
                         last_ok = Some(build.out_dirs);
                         granted_secs = Some(build.secs);

@@ -7,18 +7,20 @@
 //!    and the descriptors to keep (the jobserver's);
 //! 2. creates the run's cgroups ([`cgroup`]): the process limit and the memory
 //!    limit of the script's whole process tree;
-//! 3. starts the *helper*, the small executable [`HELPER_NAME`] next to the
-//!    embedding program's, in a session of its own, and writes the spec as
-//!    JSON to its stdin; the helper moves itself into the cgroups the
+//! 3. has the *helper server* (the small executable [`HELPER_NAME`] next to
+//!    the embedding program's, started by the first run of the process) fork a
+//!    *run* for the script, in a session of its own, and writes the spec as
+//!    JSON to the run's socket; the run moves itself into the cgroups the
 //!    spec names before it starts any process. It also gets a status pipe;
-//! 4. streams the script's output like the `noop` runner, while a watchdog kills
-//!    the session when the time or output limit is exceeded;
+//! 4. streams the script's output like the `noop` runner, while a watchdog has
+//!    the server kill the session when the time or output limit is exceeded;
 //! 5. reads the status pipe to tell a script that ran from a confinement that
 //!    failed, and the cgroups to tell whether the kernel stopped the script at
 //!    a limit; then removes the cgroups.
 //!
-//! The helper ([`helper`]) puts the script in new user, PID, IPC, UTS and (without
-//! `net` grants) network namespaces, under landlock (filesystem, TCP, signal and
+//! The run ([`helper`]) puts the script in new user, PID, IPC, UTS namespaces
+//! and (without `net` grants) the server's network namespace, which has no
+//! interface up, under landlock (filesystem, TCP, signal and
 //! abstract unix socket scopes), seccomp and resource limits, with an init
 //! process that takes every process of the script down with it. The script
 //! sees only the spec's paths (the module `view`); its `OUT_DIR` and temporary
@@ -66,11 +68,12 @@ pub use run::NativeRunner;
 /// that embeds the runner (`src/bin/build-sandbox-helper.rs`).
 pub const HELPER_NAME: &str = "build-sandbox-helper";
 
-/// The helper executable's `main`: reads the spec from stdin, confines itself
-/// and becomes the build script. Never returns.
+/// The helper executable's `main`: serves the runner's requests on the control
+/// socket it gets as stdin, forking a run per build script that confines
+/// itself and becomes the script. Never returns.
 ///
-/// It runs in a fresh, single-threaded process: the helper creates a user
-/// namespace, which a multi-threaded process cannot.
+/// It runs in a fresh, single-threaded process: each run creates a user
+/// namespace, which a fork of a multi-threaded process cannot.
 pub fn helper_main() -> ! {
     #[cfg(target_os = "linux")]
     helper::main();

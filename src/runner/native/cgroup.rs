@@ -44,16 +44,17 @@
 //! After the run, the runner asks [`RunCgroups::exceeded`] whether the kernel
 //! stopped the script: `oom_kill` in `memory.oom_control` (v1) or
 //! `memory.events` (v2), and `max` in `pids.events` (both versions), a count of
-//! the forks the limit refused. Dropping [`RunCgroups`] removes the cgroups,
-//! retrying while they are busy: once init is gone the kernel kills the rest of
-//! the PID namespace, but the processes may take a moment to exit.
+//! the forks the limit refused. Dropping [`RunCgroups`] has a thread of the
+//! process remove the cgroups, retrying while they are busy: init reports the
+//! script's status before it exits, and once init is gone the kernel kills
+//! the rest of the PID namespace, but the processes may take a moment to exit.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -467,16 +468,48 @@ impl RunCgroups {
 
 impl Drop for RunCgroups {
     fn drop(&mut self) {
-        let deadline = Instant::now() + REMOVE_TIMEOUT;
-        for (_, dir) in &self.dirs {
-            // Busy while the processes of the PID namespace are exiting. A cgroup
-            // that stays busy is left behind: it is empty once they are gone.
-            while let Err(e) = fs::remove_dir(dir) {
-                if e.raw_os_error() != Some(libc::EBUSY) || Instant::now() >= deadline {
-                    break;
-                }
-                thread::sleep(REMOVE_INTERVAL);
+        let dirs = self.dirs.drain(..).map(|(_, dir)| dir).collect();
+        remove_later(dirs);
+    }
+}
+
+/// Removes `dirs` on a thread of the process's own, so that no run waits
+/// for the last processes of the one before to exit: init reports the
+/// script's status before it exits itself.
+fn remove_later(dirs: Vec<PathBuf>) {
+    static REMOVER: OnceLock<Option<mpsc::Sender<Vec<PathBuf>>>> = OnceLock::new();
+    let remover = REMOVER.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel();
+        let spawned = thread::Builder::new()
+            .name("build-sandbox-cgroups".into())
+            .spawn(move || {
+                receiver
+                    .into_iter()
+                    .for_each(|dirs: Vec<PathBuf>| remove(&dirs))
+            });
+        spawned.ok().map(|_| sender)
+    });
+    match remover {
+        Some(remover) => {
+            if let Err(mpsc::SendError(dirs)) = remover.send(dirs) {
+                remove(&dirs);
             }
+        }
+        None => remove(&dirs),
+    }
+}
+
+/// Removes `dirs`, retrying while they are busy: the processes of the PID
+/// namespace may still be exiting. A cgroup that stays busy is left behind:
+/// it is empty once they are gone.
+fn remove(dirs: &[PathBuf]) {
+    let deadline = Instant::now() + REMOVE_TIMEOUT;
+    for dir in dirs {
+        while let Err(e) = fs::remove_dir(dir) {
+            if e.raw_os_error() != Some(libc::EBUSY) || Instant::now() >= deadline {
+                break;
+            }
+            thread::sleep(REMOVE_INTERVAL);
         }
     }
 }

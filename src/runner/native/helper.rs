@@ -16,33 +16,39 @@
 //!          outside          └──── new user, PID, mount, IPC, UTS [and network] namespaces
 //! ```
 //!
-//! 0. The **server** forks a run per [`START`], kills a run's session for
-//!    [`KILL`] (the watchdog's limits) if it has not reaped it yet, so that
-//!    the session id is not reused, and reaps the runs that exit. When the
+//! 0. The **server**, in a session of its own (no run has a controlling
+//!    terminal), forks a run per [`START`] in a process group of its own and
+//!    answers the run's id, which is the group's. It kills a run's group for
+//!    [`KILL`] (the watchdog's limits) if it has not reaped the run yet, so
+//!    that the id is not reused, and reaps the runs that exit. When the
 //!    runner's end of the control socket closes (Cargo exited, however), it
 //!    kills every run and exits.
-//! 1. The **run** starts a session of its own, dies with the server
-//!    (`PR_SET_PDEATHSIG`), writes its id to the run's socket and reads the
-//!    spec from it until end of file. It puts the script's stdout, stderr and
+//! 1. The **run** dies with the server (`PR_SET_PDEATHSIG`) and reads the
+//!    spec from the run's socket until end of file (the runner wrote it
+//!    there before [`START`]). It puts the script's stdout, stderr and
 //!    jobserver in place (the jobserver at [`JOBSERVER_FDS`]), moves itself
 //!    into the run's cgroups (see the module `cgroup`), points stdin at
 //!    `/dev/null`, forbids core dumps, creates the namespaces with `unshare`,
 //!    maps its user and group to themselves, sets `RLIMIT_NPROC` (counted per
 //!    user namespace, so only the script's processes count; a second layer
-//!    under the `pids` cgroup, and none for root) and forks. It then waits
-//!    for init and writes the build script's wait status to the run's socket;
-//!    a run that was killed writes nothing, and the runner takes its status
-//!    as `SIGKILL`'s.
+//!    under the `pids` cgroup, and none for root) and forks init. It then
+//!    closes its copies of the script's output, the status pipe and the
+//!    run's socket and waits for init, which it outlives.
 //! 2. **init**, PID 1 of the new PID namespace, dies with the run
 //!    (`PR_SET_PDEATHSIG`), replaces the host's tree with a view of the spec's
 //!    paths only, `OUT_DIR` and the temporary directory on a `tmpfs` of the
 //!    disk limit (the modules `view` and `disk`), changes to the working
-//!    directory and forks the build script. It receives the descriptor of
+//!    directory and forks the build script, keeping no copy of its output. It
+//!    receives the descriptor of
 //!    the script's recording filter (the module `record`) and, until the
 //!    script exits, reaps every process and serves the filter's notifications;
 //!    then it kills what is left in the namespace (daemons
-//!    included), copies `OUT_DIR` back to the host, reports the script's
-//!    status to the run and exits. init itself is not confined further: it
+//!    included), copies `OUT_DIR` back to the host, reports the denials and
+//!    closes the status pipe, writes the script's wait status to the run's
+//!    socket and exits: the runner has the script's result without waiting
+//!    for init or the run to exit. A run killed before init reported writes
+//!    nothing, and the runner takes its status as `SIGKILL`'s. init itself
+//!    is not confined further: it
 //!    runs no code of the script's, and the script, without capabilities and
 //!    in a landlock domain of its own, can neither signal nor trace it.
 //! 3. The **build script** process marks every inherited descriptor but the
@@ -131,11 +137,14 @@ pub(super) fn main() -> ! {
 fn serve(control: &UnixStream) -> anyhow::Result<std::convert::Infallible> {
     set_child_signals(libc::SIG_BLOCK)?;
     let signals = child_signal_fd().context("failed to watch the runs")?;
+    // SAFETY: a plain system call. A session of its own: no run, and no
+    // script, has a controlling terminal.
+    check(unsafe { libc::setsid() }).context("failed to start a session")?;
     let network = IsolatedNetwork::create()
         .context("failed to create the network namespace of build scripts without network")?;
     // SAFETY: no preconditions.
     let server = unsafe { libc::getpid() };
-    let mut sessions = std::collections::BTreeSet::new();
+    let mut runs = std::collections::BTreeSet::new();
     (&*control)
         .write_all(READY.as_bytes())
         .context("failed to greet the runner")?;
@@ -149,7 +158,7 @@ fn serve(control: &UnixStream) -> anyhow::Result<std::convert::Infallible> {
                 if pid <= 0 {
                     break;
                 }
-                sessions.remove(&pid);
+                runs.remove(&pid);
             }
         }
         if !control_ready {
@@ -159,10 +168,18 @@ fn serve(control: &UnixStream) -> anyhow::Result<std::convert::Infallible> {
             Ok((START, fds)) => match fork().context("failed to start a run")? {
                 0 => {
                     drop(signals);
+                    // SAFETY: a plain system call; the server does the same,
+                    // so that the group exists whichever comes first.
+                    unsafe { libc::setpgid(0, 0) };
                     start_run(server, &network, fds)
                 }
-                session => {
-                    sessions.insert(session);
+                run => {
+                    // SAFETY: a plain system call.
+                    unsafe { libc::setpgid(run, run) };
+                    runs.insert(run);
+                    (&*control)
+                        .write_all(&run.to_ne_bytes())
+                        .context("failed to answer a request")?;
                 }
             },
             Ok((KILL, _)) => {
@@ -170,18 +187,18 @@ fn serve(control: &UnixStream) -> anyhow::Result<std::convert::Infallible> {
                 (&*control)
                     .read_exact(&mut id)
                     .context("failed to read a request")?;
-                let session = libc::pid_t::from_ne_bytes(id);
+                let run = libc::pid_t::from_ne_bytes(id);
                 // Only a run that was not reaped: its id is not reused yet.
-                if sessions.contains(&session) {
+                if runs.contains(&run) {
                     // SAFETY: a plain system call.
-                    unsafe { libc::kill(-session, libc::SIGKILL) };
+                    unsafe { libc::kill(-run, libc::SIGKILL) };
                 }
             }
             Ok((request, _)) => bail!("unknown request {request}"),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                for session in sessions {
+                for run in runs {
                     // SAFETY: a plain system call.
-                    unsafe { libc::kill(-session, libc::SIGKILL) };
+                    unsafe { libc::kill(-run, libc::SIGKILL) };
                 }
                 std::process::exit(0);
             }
@@ -191,9 +208,10 @@ fn serve(control: &UnixStream) -> anyhow::Result<std::convert::Infallible> {
 }
 
 /// A run, forked from the server with the descriptors of [`START`]: in a
-/// session of its own, it reports its id over the run's socket, reads the
-/// spec from it, puts the script's stdout, stderr and jobserver in place and
-/// confines the script (see [`supervise`]).
+/// process group of its own, it reads the spec from the run's socket, puts
+/// the script's stdout, stderr and jobserver in place, creates the
+/// namespaces (see [`supervise`]) and waits for init, which reports the
+/// script's status over the run's socket itself.
 fn start_run(server: libc::pid_t, network: &IsolatedNetwork, fds: Vec<OwnedFd>) -> ! {
     // Out of the way of the standard streams and `JOBSERVER_FDS`.
     let Ok(mut fds) = fds
@@ -213,15 +231,11 @@ fn start_run(server: libc::pid_t, network: &IsolatedNetwork, fds: Vec<OwnedFd>) 
         set_child_signals(libc::SIG_UNBLOCK)?;
         // SAFETY: plain system calls.
         unsafe {
-            // A session of its own: killing it kills the run, and the
-            // script has no controlling terminal.
-            check(libc::setsid()).context("failed to start a session")?;
             check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))
                 .context("failed to tie the run to the helper")?;
             if libc::getppid() != server {
                 std::process::exit(EXIT_SETUP_FAILED);
             }
-            (&run).write_all(&libc::getpid().to_ne_bytes())?;
         }
         let mut spec = read_spec(&run)?;
         // SAFETY: plain system calls on descriptors this process owns; the
@@ -244,9 +258,20 @@ fn start_run(server: libc::pid_t, network: &IsolatedNetwork, fds: Vec<OwnedFd>) 
             std::process::exit(EXIT_SETUP_FAILED);
         }
     };
-    let Err(e) = supervise(&spec, network, &status, &run);
-    status.error(&e);
-    std::process::exit(EXIT_SETUP_FAILED);
+    match supervise(&spec, network, &status, &run) {
+        Ok(init) => {
+            // init holds what it reports on: the status pipe closes, and the
+            // runner sees the run's socket close, when init is gone.
+            drop((status, run));
+            release_output();
+            wait(init);
+            std::process::exit(0)
+        }
+        Err(e) => {
+            status.error(&e);
+            std::process::exit(EXIT_SETUP_FAILED);
+        }
+    }
 }
 
 /// A network namespace with no interface up, in a user namespace of its own,
@@ -402,20 +427,26 @@ impl Status {
         let _ = (&self.0).write_all(b"limit: disk\n");
     }
 
+    /// Ends the report: the status pipe is closed (the descriptor now reads
+    /// `/dev/null`, stdin), so that the runner has it whole before init exits.
+    fn close(&self) {
+        // SAFETY: a plain system call on descriptors this process owns.
+        unsafe { libc::dup2(0, self.0.as_raw_fd()) };
+    }
+
     /// Reports something the script was denied.
     fn denied(&self, denial: &Denial) {
         let _ = (&self.0).write_all(format!("denied: {denial}\n").as_bytes());
     }
 }
 
-/// The run's part: namespaces, then wait for init and report the script's
-/// status over `run`.
+/// The run's part: namespaces, then init; returns init's process id.
 fn supervise(
     spec: &ConfinementSpec,
     network: &IsolatedNetwork,
     status: &Status,
     run: &UnixStream,
-) -> anyhow::Result<std::convert::Infallible> {
+) -> anyhow::Result<libc::pid_t> {
     cgroup::join(&spec.cgroups)
         .context("failed to limit the processes and memory of the build script")?;
     let null = File::open("/dev/null").context("failed to open `/dev/null`")?;
@@ -440,35 +471,18 @@ fn supervise(
     map_user(user).context("failed to map the user in the new user namespace")?;
     set_limit(libc::RLIMIT_NPROC, "processes", spec.limits.processes)?;
 
-    let (result_read, result_write) = pipe().context("failed to create a pipe")?;
     match fork().context("failed to start the init process of the build script")? {
-        0 => {
-            drop(result_read);
-            init(spec, status, result_write)
-        }
-        init => {
-            drop(result_write);
-            wait_and_exit(init, result_read, run)
-        }
+        0 => init(spec, status, run),
+        init => Ok(init),
     }
 }
 
-/// Waits for init and reports the build script's wait status over `run`.
-fn wait_and_exit(init: libc::pid_t, result: OwnedFd, run: &UnixStream) -> ! {
-    let init_status = wait(init);
-    // init reports the script's status; without a report (init was killed) its own counts.
-    let mut bytes = [0; 4];
-    let status = match File::from(result).read_exact(&mut bytes) {
-        Ok(()) => i32::from_ne_bytes(bytes),
-        Err(_) => init_status,
-    };
-    let _ = (&*run).write_all(&status.to_ne_bytes());
-    std::process::exit(0)
-}
-
 /// PID 1 of the namespace: build the view, start the script, reap, copy
-/// `OUT_DIR` back.
-fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
+/// `OUT_DIR` back and report the script's wait status over `run` (or its
+/// own, [`EXIT_SETUP_FAILED`], after a failure it reported on the status
+/// pipe). A run killed before init reports has no status: the runner takes
+/// that as `SIGKILL`'s.
+fn init(spec: &ConfinementSpec, status: &Status, run: &UnixStream) -> ! {
     let started = (|| -> anyhow::Result<(Disk, Recorder, libc::pid_t)> {
         let host_root = open_host_root().context("failed to open the host's root")?;
         let disk = enter_view(spec)?;
@@ -494,6 +508,7 @@ fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
             exec(spec, status)
         }
         drop(script_socket);
+        release_output();
         // The script's process sends it once confined; without it, the
         // process failed and reported why.
         let listener = receive_fds(&socket)
@@ -509,14 +524,14 @@ fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
                 status.disk_full();
             }
             status.error(&e);
-            std::process::exit(EXIT_SETUP_FAILED);
+            exit_reporting(run, EXIT_SETUP_FAILED << 8);
         }
     };
     let script_status = match wait_for(script, &mut recorder) {
         Ok(status) => status,
         Err(e) => {
             status.error(&e);
-            std::process::exit(EXIT_SETUP_FAILED);
+            exit_reporting(run, EXIT_SETUP_FAILED << 8);
         }
     };
     // Whatever the script left running could still change `OUT_DIR`.
@@ -532,12 +547,29 @@ fn init(spec: &ConfinementSpec, status: &Status, result: OwnedFd) -> ! {
     }
     if let Err(e) = disk.copy_back() {
         status.error(&e);
-        std::process::exit(EXIT_SETUP_FAILED);
+        exit_reporting(run, EXIT_SETUP_FAILED << 8);
     }
     for denial in recorder.denials() {
         status.denied(&denial);
     }
-    let _ = File::from(result).write_all(&script_status.to_ne_bytes());
+    status.close();
+    exit_reporting(run, script_status)
+}
+
+/// Points stdout and stderr at stdin, `/dev/null`: the script's output
+/// ends, for the runner, when the script's processes are gone, whatever the
+/// run and init still do.
+fn release_output() {
+    // SAFETY: plain system calls on the standard descriptors.
+    unsafe {
+        libc::dup2(0, 1);
+        libc::dup2(0, 2);
+    }
+}
+
+/// Reports the wait status `status` over `run` and exits.
+fn exit_reporting(run: &UnixStream, status: i32) -> ! {
+    let _ = (&*run).write_all(&status.to_ne_bytes());
     std::process::exit(0)
 }
 

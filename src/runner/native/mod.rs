@@ -9,11 +9,13 @@
 //!    limit of the script's whole process tree;
 //! 3. has the *helper server* (the small executable [`HELPER_NAME`] next to
 //!    the embedding program's, started by the first run of the process) fork a
-//!    *run* for the script, in a session of its own, and writes the spec as
-//!    JSON to the run's socket; the run moves itself into the cgroups the
-//!    spec names before it starts any process. It also gets a status pipe;
+//!    *run* for the script, in a process group of its own, which reads the
+//!    spec as JSON from the run's socket; the run moves itself into the
+//!    cgroups the spec names before it starts any process. It also gets a
+//!    status pipe;
 //! 4. streams the script's output like the `noop` runner, while a watchdog has
-//!    the server kill the session when the time or output limit is exceeded;
+//!    the server kill the run's process group when the time or output limit
+//!    is exceeded;
 //! 5. reads the status pipe to tell a script that ran from a confinement that
 //!    failed, and the cgroups to tell whether the kernel stopped the script at
 //!    a limit; then removes the cgroups.

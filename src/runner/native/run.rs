@@ -4,10 +4,10 @@
 //! The first run of the process starts the helper server ([`HelperServer`],
 //! see the module `helper`), which lives as long as this process. Each run
 //! creates the script's stdout, stderr and status pipes and the run's socket,
-//! sends them to the server with the script's jobserver, learns the run's
-//! session over the socket, writes the spec into it, streams the output and
-//! reads the script's wait status from it. The watchdog stops a run by
-//! asking the server to kill its session.
+//! writes the spec into the socket, sends them to the server with the
+//! script's jobserver, learns the run's process group in the answer, streams
+//! the output and reads the script's wait status from the socket. The
+//! watchdog stops a run by asking the server to kill its process group.
 //!
 //! The status pipe is how the runner tells the two kinds of failure apart: the
 //! run writes `error: <message>` when a confinement step fails and
@@ -37,9 +37,7 @@ use super::sys::{pipe, send_fds};
 use super::tokens::TokenRelay;
 use crate::policy::display_size;
 use crate::runner::stream::{Watchdog, stream_pipes};
-use crate::runner::{
-    Denials, Invocation, LimitKind, LineCallback, RunError, SandboxRunner, reset_temp_dir,
-};
+use crate::runner::{Denials, Invocation, LimitKind, LineCallback, RunError, SandboxRunner};
 use crate::{EffectivePolicy, RunnerKind, Weakening};
 
 /// Runs build scripts confined by namespaces, landlock and seccomp.
@@ -86,7 +84,17 @@ impl SandboxRunner for NativeRunner {
     ) -> Result<Output, RunError> {
         let policy = invocation.policy;
         let (abi, plan) = self.plan(policy).map_err(RunError::Sandbox)?;
-        reset_temp_dir(&policy.baseline.temp_dir).map_err(RunError::Sandbox)?;
+        // The script's temporary directory is on its disk (the module
+        // `disk`); the host's stays empty, a mount point.
+        let temp_dir = &policy.baseline.temp_dir;
+        (std::fs::create_dir_all(temp_dir))
+            .with_context(|| {
+                format!(
+                    "failed to prepare the temporary directory `{}`",
+                    temp_dir.display()
+                )
+            })
+            .map_err(RunError::Sandbox)?;
         let mut spec = ConfinementSpec::resolve(invocation).map_err(RunError::Sandbox)?;
         spec.landlock_abi = abi as u8;
         if plan.limits_memory() {
@@ -121,29 +129,14 @@ impl SandboxRunner for NativeRunner {
             }
             None => None,
         };
-        let helper = helper_path().map_err(RunError::Sandbox)?;
-        let session = start_run(&helper, &fds)
-            .and_then(|()| {
-                drop((run_end, stdout_write, stderr_write, status_write));
-                let mut id = [0; 4];
-                (&run)
-                    .read_exact(&mut id)
-                    .context("the sandbox helper did not start the run")?;
-                Ok(libc::pid_t::from_ne_bytes(id))
-            })
-            .map_err(RunError::Sandbox)?;
         let json = serde_json::to_vec(&spec)
             .context("failed to serialize the confinement of the build script")
             .map_err(RunError::Sandbox)?;
-        let spec_writer = run.try_clone().map_err(RunError::Process)?;
-        // On a thread of its own: a run that does not read its spec must still
-        // be streamed and stopped by the watchdog. A run that exits early
-        // closes the socket, and its report says why.
-        thread::spawn(move || {
-            let _ = (&spec_writer).write_all(&json);
-            let _ = spec_writer.shutdown(std::net::Shutdown::Write);
-        });
-        let stop = move || kill_run(session);
+        write_spec(&run, json).map_err(RunError::Sandbox)?;
+        let helper = helper_path().map_err(RunError::Sandbox)?;
+        let group = start_run(&helper, &fds).map_err(RunError::Sandbox)?;
+        drop((run_end, stdout_write, stderr_write, status_write));
+        let stop = move || kill_run(group);
         let watchdog = Watchdog {
             time: policy.granted.limits.time,
             output: policy.granted.limits.output,
@@ -315,29 +308,60 @@ struct HelperServer {
 
 static SERVER: Mutex<Option<HelperServer>> = Mutex::new(None);
 
-/// Asks the helper server to start a run with the descriptors `fds`
-/// ([`helper::START`]), starting the server first if it is not running.
-fn start_run(helper: &Path, fds: &[RawFd]) -> anyhow::Result<()> {
-    let mut server = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(running) = &*server
-        && send_fds(&running.control, helper::START, fds).is_ok()
-    {
-        return Ok(());
+/// Writes the spec into the run's socket, where the run reads it until end
+/// of file: what the socket's buffer takes now (a spec usually fits), the
+/// rest on a thread of its own, as a run that does not read its spec must
+/// still be streamed and stopped by the watchdog. A run that exits early
+/// closes the socket, and its report says why.
+fn write_spec(run: &UnixStream, json: Vec<u8>) -> anyhow::Result<()> {
+    let failed = "failed to pass the spec to the sandbox helper";
+    run.set_nonblocking(true).context(failed)?;
+    let mut written = 0;
+    while written < json.len() {
+        match (&*run).write(&json[written..]) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context(failed),
+        }
     }
-    // Not started yet, or gone: the runs it had are gone with it.
-    let started = HelperServer::start(helper)?;
-    send_fds(&started.control, helper::START, fds)
-        .context("failed to ask the sandbox helper to start a run")?;
-    *server = Some(started);
+    run.set_nonblocking(false).context(failed)?;
+    if written == json.len() {
+        return run.shutdown(std::net::Shutdown::Write).context(failed);
+    }
+    let spec_writer = run.try_clone().context(failed)?;
+    thread::spawn(move || {
+        let _ = (&spec_writer).write_all(&json[written..]);
+        let _ = spec_writer.shutdown(std::net::Shutdown::Write);
+    });
     Ok(())
 }
 
-/// Asks the helper server to kill the session of a run ([`helper::KILL`]).
-fn kill_run(session: libc::pid_t) {
+/// Asks the helper server to start a run with the descriptors `fds`
+/// ([`helper::START`]), starting the server first if it is not running;
+/// returns the run's process group, which the server answers.
+fn start_run(helper: &Path, fds: &[RawFd]) -> anyhow::Result<libc::pid_t> {
+    let mut server = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(running) = &*server
+        && let Ok(group) = running.start_run(fds)
+    {
+        return Ok(group);
+    }
+    // Not started yet, or gone: the runs it had are gone with it.
+    let started = HelperServer::start(helper)?;
+    let group = started
+        .start_run(fds)
+        .context("failed to ask the sandbox helper to start a run")?;
+    *server = Some(started);
+    Ok(group)
+}
+
+/// Asks the helper server to kill the process group of a run ([`helper::KILL`]).
+fn kill_run(group: libc::pid_t) {
     let server = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(server) = &*server {
         let _ = send_fds(&server.control, helper::KILL, &[])
-            .and_then(|()| (&server.control).write_all(&session.to_ne_bytes()));
+            .and_then(|()| (&server.control).write_all(&group.to_ne_bytes()));
     }
 }
 
@@ -366,6 +390,14 @@ impl HelperServer {
             control,
             _process: process,
         })
+    }
+
+    /// Sends [`helper::START`] with `fds` and reads the run's process group.
+    fn start_run(&self, fds: &[RawFd]) -> io::Result<libc::pid_t> {
+        send_fds(&self.control, helper::START, fds)?;
+        let mut group = [0; 4];
+        (&self.control).read_exact(&mut group)?;
+        Ok(libc::pid_t::from_ne_bytes(group))
     }
 }
 

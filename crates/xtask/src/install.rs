@@ -7,6 +7,9 @@
 //! registers it, so `cargo +nightly-fork` runs the fork with the active toolchain's `rustc`. The
 //! targets the sandbox needs are added to the active toolchain, which shares them through `lib`.
 //!
+//! It also builds the patched `wasm32-wasip2` std of build scripts (`cargo xtask wasi-std`) and
+//! copies that sysroot into the toolchain directory, at `build-sandbox/wasi-sysroot`.
+//!
 //! `cargo build-sandbox` is an external subcommand: Cargo looks for `cargo-build-sandbox` on
 //! `PATH` and in `$CARGO_HOME/bin`, not in the toolchain, so it is copied to `$CARGO_HOME/bin`
 //! as `cargo install` would.
@@ -21,17 +24,21 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use crate::Workspace;
-use crate::fork;
 use crate::util::{self, output, run, status};
+use crate::{fork, wasi_std};
 
 const TOOLCHAIN: &str = "nightly-fork";
 
 /// Targets the sandbox compiles for.
 const TARGETS: &[&str] = &["wasm32-wasip2"];
 
+/// Where the toolchain directory has the patched `wasm32-wasip2` sysroot of build scripts.
+const WASI_SYSROOT: &str = "build-sandbox/wasi-sysroot";
+
 pub fn install(ws: &Workspace) -> Result<()> {
     add_targets()?;
     let binary = fork::build(ws)?;
+    let wasi_sysroot = wasi_std::build(ws)?;
     let sysroot = sysroot()?;
     let dir = ws.fork().join("toolchain").join(TOOLCHAIN);
     fs::create_dir_all(dir.join("bin"))
@@ -44,7 +51,7 @@ pub fn install(ws: &Workspace) -> Result<()> {
             "the active toolchain is `{TOOLCHAIN}` itself; run `cargo xtask install` with another"
         );
     }
-    populate(&dir, &sysroot, &binary)
+    populate(&dir, &sysroot, &binary, &wasi_sysroot)
         .with_context(|| format!("failed to populate `{}`", dir.display()))?;
     link(&dir)?;
     let cargo_bin = cargo_home()?.join("bin");
@@ -70,7 +77,8 @@ pub fn install(ws: &Workspace) -> Result<()> {
     Ok(())
 }
 
-/// Adds the missing `TARGETS` to the active toolchain.
+/// Adds the missing `TARGETS`, and `rust-src` (the sources of the patched `wasm32-wasip2` std),
+/// to the active toolchain.
 fn add_targets() -> Result<()> {
     // The rustup proxy that runs `cargo xtask` says which toolchain it chose.
     let toolchain = match std::env::var("RUSTUP_TOOLCHAIN") {
@@ -91,6 +99,27 @@ fn add_targets() -> Result<()> {
         "--toolchain",
         &toolchain,
     ]))?;
+    let components = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        &toolchain,
+    ]))?;
+    if !components.lines().any(|line| line.trim() == "rust-src") {
+        status(
+            "Adding",
+            format_args!("component `rust-src` to the toolchain `{toolchain}`"),
+        );
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            "--toolchain",
+            &toolchain,
+            "rust-src",
+        ]))
+        .context("failed to add the component `rust-src`")?;
+    }
     for target in TARGETS {
         if !installed.lines().any(|line| line.trim() == *target) {
             status(
@@ -122,13 +151,18 @@ fn sysroot() -> Result<PathBuf> {
 }
 
 /// Makes `dir` the active toolchain with `binary` as its `cargo`, and the helper built next to
-/// `binary` next to it, where the fork's `native` runner looks for it.
-fn populate(dir: &Path, sysroot: &Path, binary: &Path) -> Result<()> {
+/// `binary` next to it, where the fork's `native` runner looks for it, and a copy of
+/// `wasi_sysroot` at [`WASI_SYSROOT`].
+fn populate(dir: &Path, sysroot: &Path, binary: &Path, wasi_sysroot: &Path) -> Result<()> {
     let bin = dir.join("bin");
     util::copy_binary(binary, &bin, "cargo")?;
     util::copy_binary(&binary.with_file_name(fork::HELPER), &bin, fork::HELPER)?;
     link_entries(&sysroot.join("bin"), &bin, &["cargo", fork::HELPER])?;
-    link_entries(sysroot, dir, &["bin"])
+    let installed = dir.join(WASI_SYSROOT);
+    util::remove_dir_all(&installed)?;
+    wasi_std::copy_tree(wasi_sysroot, &installed)?;
+    let top = WASI_SYSROOT.split('/').next().unwrap_or(WASI_SYSROOT);
+    link_entries(sysroot, dir, &["bin", top])
 }
 
 /// Links every entry of `from` into `to`, except `keep`, which `to` has of its own, and removes

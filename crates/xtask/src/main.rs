@@ -16,6 +16,9 @@
 //! * `security` runs the canary tests into the security table of `design/rfc.md`;
 //! * `oracle` runs Cargo's own test suite on unpatched Cargo and on the fork into
 //!   `design/rfc.md`, and with `--runner` the fork's build-script tests with a runner forced on;
+//! * `wasi-std` materializes the patched `wasm32-wasip2` std of build scripts from the
+//!   toolchain's `rust-src` and `fork/std/patches` into `fork/work/std` and builds it into
+//!   `target/wasi-sysroot`; `wasi-std --export` writes the commits made there back;
 //! * `learn-check` runs `cargo build-sandbox learn` on the real-crates tests' crates and checks
 //!   that every grant it learns is needed.
 
@@ -28,6 +31,7 @@ mod security;
 mod self_host;
 mod test;
 mod util;
+mod wasi_std;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +62,13 @@ enum Command {
     },
     /// Materialize the fork and build its `cargo` and `build-sandbox-helper` into `target/fork`
     BuildFork,
+    /// Materialize `fork/work/std` from the toolchain's `rust-src` and `fork/std/patches`, and
+    /// build the `wasm32-wasip2` sysroot of sandboxed build scripts into `target/wasi-sysroot`
+    WasiStd {
+        /// Write the commits of `fork/work/std` back into `fork/std/patches`
+        #[arg(long)]
+        export: bool,
+    },
     /// Build the fork and install it as the rustup toolchain `nightly-fork`
     Install,
     /// Build the fork and run `cargo test --workspace` against it
@@ -111,6 +122,8 @@ fn main() -> ExitCode {
         Command::Fork { check: true, .. } => fork::check(&ws),
         Command::Fork { force, .. } => fork::materialize(&ws, fork::Mode::Strict { force }),
         Command::BuildFork => fork::build(&ws).map(|_| ()),
+        Command::WasiStd { export: true } => wasi_std::export(&ws),
+        Command::WasiStd { export: false } => wasi_std::build(&ws).map(|_| ()),
         Command::Install => install::install(&ws),
         Command::SelfHost => self_host::self_host(&ws),
         Command::Security => security::security(&ws),

@@ -100,9 +100,10 @@ const MAX_SPEC_BYTES: u64 = 64 << 20;
 /// version: a helper from another build is refused.
 pub(super) const READY: &str = concat!("build-sandbox-helper ", env!("CARGO_PKG_VERSION"), "\n");
 
-/// A request to start a run, with its descriptors ([`RunFds`]).
+/// A request to start a run, with its descriptors ([`RUN_FDS`]); the server
+/// answers the run's id, which is its process group's (4 bytes).
 pub(super) const START: u8 = b's';
-/// A request to kill a run's session, with its id (4 bytes).
+/// A request to kill a run's process group, with its id (4 bytes).
 pub(super) const KILL: u8 = b'k';
 
 /// The descriptors of a run, in the order [`START`] sends them: the run's
@@ -131,7 +132,7 @@ pub(super) fn main() -> ! {
     std::process::exit(EXIT_SERVER_FAILED);
 }
 
-/// The server's loop: starts a run for each [`START`], kills a run's session
+/// The server's loop: starts a run for each [`START`], kills a run's process group
 /// for each [`KILL`], reaps the runs that exit, and when the runner's end of
 /// `control` closes (Cargo exited), kills every run and exits.
 fn serve(control: &UnixStream) -> anyhow::Result<std::convert::Infallible> {

@@ -114,7 +114,7 @@ fn make_tree(ws: &Workspace, dir: &Path, pins: &[Pin], series: &[String]) -> Res
     make_pristine(dir, pins)?;
     for name in series {
         status("Applying", name);
-        apply(ws, dir, name).with_context(|| {
+        apply(dir, &ws.patches().join(name)).with_context(|| {
             format!(
                 "failed to apply `fork/patches/{name}`\n\n\
                  note: `fork/work/cargo.new` has the patches before it, to rebase it on with \
@@ -183,9 +183,9 @@ fn make_pristine(dir: &Path, pins: &[Pin]) -> Result<()> {
     Ok(())
 }
 
-/// Applies `fork/patches/{name}` to the tree in `dir` with `git am`: no 3-way merge, no fuzz.
-/// When it does not apply, the tree is left as it was.
-fn apply(ws: &Workspace, dir: &Path, name: &str) -> Result<()> {
+/// Applies `patch` to the tree in `dir` with `git am`: no 3-way merge, no fuzz. When it does
+/// not apply, the tree is left as it was.
+pub fn apply(dir: &Path, patch: &Path) -> Result<()> {
     let mut am = git(dir);
     am.args([
         "am",
@@ -194,7 +194,7 @@ fn apply(ws: &Workspace, dir: &Path, name: &str) -> Result<()> {
         "--whitespace=nowarn",
         "--keep-non-patch",
     ])
-    .arg(ws.patches().join(name));
+    .arg(patch);
     if let Err(err) = output(&mut am) {
         let _ = output(git(dir).args(["am", "--abort"]));
         return Err(err);
@@ -246,37 +246,13 @@ pub fn export(ws: &Workspace) -> Result<()> {
         }
     }
 
-    let patches = ws.patches();
-    fs::create_dir_all(&patches).context("failed to create `fork/patches`")?;
-    for entry in fs::read_dir(&patches).context("failed to read `fork/patches`")? {
-        let path = entry.context("failed to read `fork/patches`")?.path();
-        if path.extension().is_some_and(|ext| ext == "patch") {
-            fs::remove_file(&path)
-                .with_context(|| format!("failed to remove `{}`", path.display()))?;
-        }
-    }
-    let written = output(
-        git(&tree)
-            .args([
-                "format-patch",
-                "--zero-commit",
-                "--no-signature",
-                "--keep-subject",
-                "-o",
-            ])
-            .arg(&patches)
-            .args([&range, "--", ".", ":(exclude)Cargo.lock"]),
+    let names = write_patches(
+        &tree,
+        &range,
+        &[":(exclude)Cargo.lock"],
+        &ws.patches(),
+        SERIES_HEADER,
     )?;
-    let names: Vec<&str> = written
-        .lines()
-        .filter_map(|line| Path::new(line).file_name()?.to_str())
-        .collect();
-    let mut series = String::from(SERIES_HEADER);
-    for name in &names {
-        series.push_str(name);
-        series.push('\n');
-    }
-    fs::write(patches.join("series"), series).context("failed to write `fork/patches/series`")?;
     fs::copy(tree.join("Cargo.lock"), ws.fork().join("Cargo.lock"))
         .context("failed to copy the lockfile of the fork working tree to `fork/Cargo.lock`")?;
 
@@ -290,6 +266,54 @@ pub fn export(ws: &Workspace) -> Result<()> {
 
 const SERIES_HEADER: &str =
     "# Applied in this order by `cargo xtask fork`; see `fork/README.md`.\n";
+
+/// Replaces the patches in `dir` with the commits `range` of `tree` (`git format-patch`,
+/// leaving out the paths `exclude` names) and writes their `series` under `header`; returns
+/// their file names.
+pub fn write_patches(
+    tree: &Path,
+    range: &str,
+    exclude: &[&str],
+    dir: &Path,
+    header: &str,
+) -> Result<Vec<String>> {
+    let shown = dir.display();
+    fs::create_dir_all(dir).with_context(|| format!("failed to create `{shown}`"))?;
+    for entry in fs::read_dir(dir).with_context(|| format!("failed to read `{shown}`"))? {
+        let path = entry
+            .with_context(|| format!("failed to read `{shown}`"))?
+            .path();
+        if path.extension().is_some_and(|ext| ext == "patch") {
+            fs::remove_file(&path)
+                .with_context(|| format!("failed to remove `{}`", path.display()))?;
+        }
+    }
+    let written = output(
+        git(tree)
+            .args([
+                "format-patch",
+                "--zero-commit",
+                "--no-signature",
+                "--keep-subject",
+                "-o",
+            ])
+            .arg(dir)
+            .args([range, "--", "."])
+            .args(exclude),
+    )?;
+    let names: Vec<String> = written
+        .lines()
+        .filter_map(|line| Some(Path::new(line).file_name()?.to_str()?.to_owned()))
+        .collect();
+    let mut series = String::from(header);
+    for name in &names {
+        series.push_str(name);
+        series.push('\n');
+    }
+    let path = dir.join("series");
+    fs::write(&path, series).with_context(|| format!("failed to write `{}`", path.display()))?;
+    Ok(names)
+}
 
 /// Materializes the fork, keeping work that is not exported yet, and builds its `cargo` binary,
 /// the `native` runner's helper and `cargo build-sandbox` into `target/fork/release`. Returns the
@@ -569,7 +593,7 @@ fn bisect(ws: &Workspace, pins: &[Pin], series: &[String]) -> Result<Vec<String>
     for (i, name) in series.iter().enumerate() {
         let step = format!("[{}/{}] {name}", i + 1, series.len());
         status("Applying", &step);
-        if let Err(err) = apply(ws, &dir, name) {
+        if let Err(err) = apply(&dir, &ws.patches().join(name)) {
             problems.push(format!(
                 "`{name}` does not apply on the patches before it (in `fork/work/check`): {err:#}"
             ));
@@ -639,17 +663,24 @@ fn read_pins(ws: &Workspace) -> Result<Vec<Pin>> {
 
 /// The patch file names listed in `fork/patches/series`.
 fn read_series(ws: &Workspace) -> Result<Vec<String>> {
-    let Some(bytes) = util::read_optional(&ws.patches().join("series"))? else {
+    read_series_in(&ws.patches(), "fork/patches")
+}
+
+/// The patch file names listed in `dir/series` (`shown` names `dir` in errors); none if
+/// there is no `series`.
+pub fn read_series_in(dir: &Path, shown: &str) -> Result<Vec<String>> {
+    let Some(bytes) = util::read_optional(&dir.join("series"))? else {
         return Ok(Vec::new());
     };
-    let text = String::from_utf8(bytes).context("`fork/patches/series` is not UTF-8")?;
+    let text =
+        String::from_utf8(bytes).with_context(|| format!("`{shown}/series` is not UTF-8"))?;
     let mut names = Vec::new();
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         if line.contains('/') || line.starts_with('.') {
-            bail!("`{line}` in `fork/patches/series` is not a file name in `fork/patches`");
+            bail!("`{line}` in `{shown}/series` is not a file name in `{shown}`");
         }
         names.push(line.to_owned());
     }
@@ -718,7 +749,7 @@ fn tree_state(ws: &Workspace, inputs: &str) -> Tree {
     }
 }
 
-fn rev_parse(tree: &Path, rev: &str) -> Result<String> {
+pub fn rev_parse(tree: &Path, rev: &str) -> Result<String> {
     Ok(output(git(tree).args(["rev-parse", "--verify", rev]))?
         .trim()
         .to_owned())

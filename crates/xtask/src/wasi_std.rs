@@ -28,6 +28,7 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::Workspace;
+use crate::fork::{apply, read_series_in, rev_parse, write_patches};
 use crate::util::{self, git, output, run, status, warn};
 
 const TARGET: &str = "wasm32-wasip2";
@@ -80,10 +81,8 @@ fn materialize(ws: &Workspace) -> Result<()> {
     run(git(&new).args(["commit", "-q", "--no-verify", "-m", &message]))?;
     for name in &series {
         status("Applying", name);
-        let mut am = git(&new);
-        am.args(["am", "-q", "--no-3way", "--keep-non-patch"])
-            .arg(patches(ws).join(name));
-        output(&mut am).with_context(|| format!("failed to apply `fork/std/patches/{name}`"))?;
+        apply(&new, &patches(ws).join(name))
+            .with_context(|| format!("failed to apply `fork/std/patches/{name}`"))?;
     }
     util::remove_dir_all(&tree)?;
     fs::rename(&new, &tree).with_context(|| format!("failed to move `{}`", new.display()))?;
@@ -111,41 +110,14 @@ pub fn export(ws: &Workspace) -> Result<()> {
     }
     let roots = output(git(&tree).args(["rev-list", "--max-parents=0", "HEAD"]))?;
     let range = format!("{}..HEAD", roots.trim());
-    let dir = patches(ws);
-    for entry in fs::read_dir(&dir).context("failed to read `fork/std/patches`")? {
-        let path = entry.context("failed to read `fork/std/patches`")?.path();
-        if path.extension().is_some_and(|ext| ext == "patch") {
-            fs::remove_file(&path)
-                .with_context(|| format!("failed to remove `{}`", path.display()))?;
-        }
-    }
-    let written = output(
-        git(&tree)
-            .args([
-                "format-patch",
-                "--zero-commit",
-                "--no-signature",
-                "--keep-subject",
-                "-o",
-            ])
-            .arg(&dir)
-            .arg(&range),
-    )?;
-    let mut series =
-        String::from("# Applied in this order by `cargo xtask wasi-std`; see `fork/README.md`.\n");
-    for line in written.lines() {
-        if let Some(name) = Path::new(line).file_name().and_then(|name| name.to_str()) {
-            series.push_str(name);
-            series.push('\n');
-        }
-    }
-    fs::write(dir.join("series"), series).context("failed to write `fork/std/patches/series`")?;
+    let header = "# Applied in this order by `cargo xtask wasi-std`; see `fork/README.md`.\n";
+    let names = write_patches(&tree, &range, &[], &patches(ws), header)?;
     let inputs = hash_inputs(ws, &read_series(ws)?)?;
     let head = rev_parse(&tree, "HEAD")?;
     fs::write(stamp_path(ws), format!("{head} {inputs}\n")).context("failed to write the stamp")?;
     status(
         "Exported",
-        format_args!("{} patches to `fork/std/patches`", written.lines().count()),
+        format_args!("{} patches to `fork/std/patches`", names.len()),
     );
     Ok(())
 }
@@ -350,15 +322,7 @@ fn read_pin(ws: &Workspace) -> Result<Pin> {
 }
 
 fn read_series(ws: &Workspace) -> Result<Vec<String>> {
-    let path = patches(ws).join("series");
-    let text = fs::read_to_string(&path)
-        .with_context(|| format!("failed to read `{}`", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_owned)
-        .collect())
+    read_series_in(&patches(ws), "fork/std/patches")
 }
 
 /// A hash of the pin and the series, to tell whether the tree was made from them.
@@ -373,12 +337,6 @@ fn hash_inputs(ws: &Workspace, series: &[String]) -> Result<String> {
         );
     }
     Ok(util::hex(&hasher.finalize()))
-}
-
-fn rev_parse(tree: &Path, rev: &str) -> Result<String> {
-    Ok(output(git(tree).args(["rev-parse", rev]))?
-        .trim()
-        .to_owned())
 }
 
 fn rustc() -> std::ffi::OsString {
